@@ -1,0 +1,70 @@
+"""Command line: `python -m appliance serve|check --config PATH`.
+
+`serve` runs the app on uvicorn. It binds the socket itself, so `port = 0` works (tests use it)
+and the chosen address is printed before the first request is accepted. SIGTERM and SIGINT are
+uvicorn's: stop accepting, let in-flight requests finish (up to
+`server.graceful_shutdown_seconds`), run the lifespan's shutdown, exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import sys
+
+import uvicorn
+
+from appliance.app import create_app
+from appliance.settings import Settings, SettingsError, load_settings
+
+
+def _bind(settings: Settings) -> socket.socket:
+    family = socket.AF_INET6 if ":" in settings.server.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.server.host, settings.server.port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(settings: Settings) -> int:
+    """Run the gateway until SIGTERM/SIGINT; returns the exit code."""
+    sock = _bind(settings)
+    host, port = sock.getsockname()[:2]
+    config = uvicorn.Config(
+        create_app(settings),
+        lifespan="on",
+        access_log=False,
+        log_level="info",
+        timeout_graceful_shutdown=int(settings.server.graceful_shutdown_seconds),
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    print(f"gateway listening on http://{host}:{port}", flush=True)
+    server.run(sockets=[sock])
+    # uvicorn returns normally after a graceful stop; a failed startup leaves `started` False.
+    return 0 if server.started else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m appliance", description="Edge analytics gateway")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("serve", "run the gateway"), ("check", "validate the configuration and exit")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("--config", default="config.toml", help="path of config.toml (default: ./config.toml)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "check":
+        print(f"configuration {args.config} is valid: {len(settings.projects)} project(s)")
+        return 0
+    return serve(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

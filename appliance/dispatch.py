@@ -1,0 +1,121 @@
+"""From validated events to the rows the writer stores (SPEC §5, §7).
+
+Input: the request's context and its `ValidEvent`s. Output: a `WriteRequest` plus, for each
+event row, its position in the request, and the rows answered without storing (types this
+build does not store yet). Identity is derived here: device id from user agent, address,
+project and the daily salt; session id from the event's own time (the deterministic bucket of
+§5.2; live sessions that roll across bucket edges come with the sessions issue).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from appliance import wire
+from appliance.identity import device_id, event_id, session_id_for
+from appliance.outcomes import Reason, Rejection
+from appliance.properties import flatten_properties
+from appliance.validate import ValidEvent
+from storage.rows import EventRow, ProfileUpsert, WriteRequest
+
+_PROPERTIES_ENCODER = msgspec.json.Encoder(order="sorted")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """What all items of one request share (SPEC §3.4)."""
+
+    project_id: str
+    received_ms: int
+    user_agent: str
+    client_ip: str
+    salt: str
+    session_timeout_ms: int
+    sdk_name: str = ""
+    sdk_version: str = ""
+
+
+@dataclass(slots=True)
+class Dispatched:
+    """The rows of one request, and where each came from."""
+
+    write: WriteRequest = field(default_factory=WriteRequest)
+    event_indices: list[int] = field(default_factory=list)  # item index of each event row
+    identity_by_index: dict[int, tuple[str, str]] = field(default_factory=dict)
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+def dispatch(context: RequestContext, events: list[ValidEvent]) -> Dispatched:
+    """Turn a request's valid events into rows to store."""
+    out = Dispatched()
+    for event in events:
+        device = event.device_id_override or device_id(
+            context.user_agent, event.ip_override or context.client_ip, context.project_id, context.salt
+        )
+        match event.item:
+            case wire.TrackItem():
+                row = _track_row(context, event, device)
+                out.write.events.append(row)
+                out.event_indices.append(event.index)
+                out.identity_by_index[event.index] = (row.device_id, row.session_id)
+            case wire.IdentifyItem(payload=payload):
+                out.write.profiles.append(_profile_upsert(context, event, payload))
+                out.identity_by_index[event.index] = (device, _session_id(context, event, device))
+            case _:
+                out.rejections.append(
+                    Rejection(event.index, Reason.INTERNAL, f"{event.kind}: not supported yet")
+                )
+    return out
+
+
+def _session_id(context: RequestContext, event: ValidEvent, device: str) -> str:
+    return session_id_for(context.project_id, device, event.event_ms, context.session_timeout_ms)
+
+
+def _track_row(context: RequestContext, event: ValidEvent, device: str) -> EventRow:
+    assert isinstance(event.item, wire.TrackItem)
+    payload = event.item.payload
+    properties = event.properties
+    return EventRow(
+        id=str(event_id(context.project_id, event.insert_id)),
+        id_from_client=event.insert_id is not None,
+        name=payload.name,
+        project_id=context.project_id,
+        device_id=device,
+        profile_id=event.profile_id or device,
+        session_id=_session_id(context, event, device),
+        created_at=event.event_ms,
+        received_at=context.received_ms,
+        properties=_encode(flatten_properties(properties)),
+        groups=payload.groups,
+        sdk_name=context.sdk_name,
+        sdk_version=context.sdk_version,
+        path=_text(properties.get("__path", properties.get("path"))),
+        referrer=_text(properties.get("__referrer", properties.get("referrer"))),
+        revenue=event.revenue,
+    )
+
+
+def _profile_upsert(context: RequestContext, event: ValidEvent, payload: wire.IdentifyPayload) -> ProfileUpsert:
+    assert event.profile_id is not None  # required for identify, checked by validation
+    return ProfileUpsert(
+        project_id=context.project_id,
+        id=event.profile_id,
+        first_name=payload.firstName or "",
+        last_name=payload.lastName or "",
+        email=payload.email or "",
+        avatar=payload.avatar or "",
+        properties=flatten_properties(event.properties),
+        seen_at=event.event_ms,
+    )
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _encode(properties: dict[str, str]) -> str:
+    return _PROPERTIES_ENCODER.encode(properties).decode()

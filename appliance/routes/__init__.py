@@ -1,0 +1,1 @@
+"""HTTP routes: thin handlers that call the stages of the event's path in order."""

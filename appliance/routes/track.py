@@ -1,0 +1,183 @@
+"""`POST /track`, `POST /track/batch`, `GET /track/device-id` (SPEC §3).
+
+Each handler walks the event's path: authenticate, check capacity, read the body within its
+limits, decode with the prebuilt msgspec decoders, validate per row, dispatch to rows, and
+answer only after the writer has committed them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import duckdb
+import msgspec
+from litestar import Request, Response, get, post
+
+from appliance import wire
+from appliance.auth import authenticate
+from appliance.body import read_body
+from appliance.dispatch import RequestContext, dispatch
+from appliance.errors import BadRequest, NotSupportedYet, ServiceUnavailable, StorageFailed
+from appliance.gateway import Gateway
+from appliance.identity import session_id_for
+from appliance.identity import device_id as derive_device_id
+from appliance.outcomes import Rejection
+from appliance.settings import ProjectSettings
+from appliance.timestamps import TimeWindow
+from appliance.validate import ValidEvent, validate_item
+from storage.rows import WriteRequest, WriteResult
+from storage.writer import WriterStopped
+
+_JSON = "application/json"
+
+
+def _json(value: Any, status_code: int) -> Response[bytes]:
+    return Response(content=wire.encoder.encode(value), status_code=status_code, media_type=_JSON)
+
+
+def _gateway(request: Request[Any, Any, Any]) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+def _authenticate(request: Request[Any, Any, Any], gateway: Gateway) -> ProjectSettings:
+    headers = request.headers
+    return authenticate(
+        gateway.projects, headers.get("openpanel-client-id"), headers.get("openpanel-client-secret")
+    )
+
+
+async def _context(request: Request[Any, Any, Any], gateway: Gateway, project: ProjectSettings, received_ms: int) -> RequestContext:
+    headers = request.headers
+    return RequestContext(
+        project_id=project.id,
+        received_ms=received_ms,
+        user_agent=headers.get("user-agent", ""),
+        client_ip=request.client.host if request.client else "",
+        salt=await gateway.salt_for(received_ms),
+        session_timeout_ms=gateway.session_timeout_ms,
+        sdk_name=headers.get("openpanel-sdk-name", ""),
+        sdk_version=headers.get("openpanel-sdk-version", ""),
+    )
+
+
+async def _accept_body(request: Request[Any, Any, Any], gateway: Gateway) -> bytes:
+    problem = gateway.disk.problem()
+    if problem is not None:
+        raise ServiceUnavailable(f"not accepting events: {problem}", retry_after_seconds=60)
+    length = request.headers.get("content-length")
+    return await read_body(
+        request.stream(),
+        content_encoding=request.headers.get("content-encoding"),
+        content_length=int(length) if length and length.isdigit() else None,
+        max_bytes=gateway.settings.limits.max_body_bytes,
+    )
+
+
+def _window(gateway: Gateway, received_ms: int) -> TimeWindow:
+    limits = gateway.settings.limits
+    return TimeWindow(received_ms, limits.max_event_age_days, limits.future_tolerance_seconds)
+
+
+async def _store(gateway: Gateway, write: WriteRequest) -> WriteResult:
+    try:
+        return await gateway.writer.write(write)
+    except WriterStopped as exc:
+        raise ServiceUnavailable(f"storage: {exc}; nothing was stored") from exc
+    except duckdb.Error as exc:
+        raise StorageFailed(f"storage: commit failed ({type(exc).__name__}); nothing was stored, resend") from exc
+
+
+@post("/track", status_code=200)
+async def track(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """One event; `200 {deviceId, sessionId}` once it is stored (or was stored before)."""
+    received_ms = time.time_ns() // 1_000_000
+    gateway = _gateway(request)
+    project = _authenticate(request, gateway)
+    body = await _accept_body(request, gateway)
+    outcome = validate_item(0, body, _window(gateway, received_ms))
+    if isinstance(outcome, Rejection):
+        raise BadRequest(outcome.error)
+    dispatched = dispatch(await _context(request, gateway, project, received_ms), [outcome])
+    if dispatched.rejections:
+        raise NotSupportedYet(dispatched.rejections[0].error)
+    result = await _store(gateway, dispatched.write)
+    device, session = dispatched.identity_by_index[0]
+    if 0 in result.duplicates:
+        stored = result.duplicates[0]
+        device, session = stored.device_id, stored.session_id
+    return _json(wire.TrackResponse(deviceId=device, sessionId=session), 200)
+
+
+@post("/track/batch", status_code=202)
+async def track_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Up to `max_batch_events` events, each answered on its own (SPEC §3.4)."""
+    received_ms = time.time_ns() // 1_000_000
+    gateway = _gateway(request)
+    project = _authenticate(request, gateway)
+    body = await _accept_body(request, gateway)
+    items = _decode_envelope(body, gateway.settings.limits.max_batch_events)
+
+    window = _window(gateway, received_ms)
+    valid: list[ValidEvent] = []
+    rejected: list[Rejection] = []
+    for index, raw in enumerate(items):
+        outcome = validate_item(index, raw, window)
+        (rejected if isinstance(outcome, Rejection) else valid).append(outcome)  # type: ignore[arg-type]
+
+    dispatched = dispatch(await _context(request, gateway, project, received_ms), valid)
+    rejected.extend(dispatched.rejections)
+    result = await _store(gateway, dispatched.write)
+
+    duplicates = len(result.duplicates)
+    accepted = len(valid) - len(dispatched.rejections) - duplicates
+    if accepted + duplicates + len(rejected) != len(items):  # an outcome was lost: never answer that
+        raise AssertionError("outcomes do not add up to the events received")
+    rejected.sort(key=lambda rejection: rejection.index)
+    return _json(
+        wire.BatchResponse(
+            accepted=accepted,
+            duplicates=duplicates,
+            rejected=[wire.RejectedRow(r.index, str(r.reason), r.error) for r in rejected],
+        ),
+        202,
+    )
+
+
+def _decode_envelope(body: bytes, max_events: int) -> list[msgspec.Raw]:
+    try:
+        envelope = wire.envelope_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        text, _, where = str(exc).partition(" - at `$")
+        key = where.rstrip("`").lstrip(".") or "body"
+        raise BadRequest(f"{key}: {text[:1].lower()}{text[1:]}") from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"body: not valid JSON ({exc})") from None
+    except UnicodeDecodeError:
+        raise BadRequest("body: strings must be valid UTF-8") from None
+    count = len(envelope.events)
+    if count == 0:
+        raise BadRequest("events: must hold at least one event")
+    if count > max_events:
+        raise BadRequest(f"events: at most {max_events} events per request, got {count}")
+    return envelope.events
+
+
+@get("/track/device-id")
+async def device_id(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """The device and session id the gateway derives for the caller right now."""
+    received_ms = time.time_ns() // 1_000_000
+    gateway = _gateway(request)
+    project = _authenticate(request, gateway)
+    context = await _context(request, gateway, project, received_ms)
+    device = derive_device_id(context.user_agent, context.client_ip, project.id, context.salt)
+    session = session_id_for(project.id, device, received_ms, gateway.session_timeout_ms)
+    return _json(
+        wire.DeviceIdResponse(
+            deviceId=device,
+            sessionId=session,
+            message="derived from your user agent and address with today's salt",
+        ),
+        200,
+    )

@@ -1,0 +1,192 @@
+"""Typed settings, loaded once from `config.toml` (SPEC §2).
+
+Input: the path of a TOML file. Output: a frozen `Settings` tree that every other part of the
+gateway receives explicitly (`create_app(settings)`); nothing reads files or the environment at
+import time. Unknown keys are refused with the key's path named, so a typo never silently falls
+back to a default. Relative paths are resolved against the config file's folder, and a project
+secret written as `env:NAME` is read from the environment variable NAME at load time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+_UUID_LOWER = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+class SettingsError(Exception):
+    """The configuration cannot be used; the message says which key and why."""
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    pass
+
+
+class GatewaySettings(_Section):
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "site-01"
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080
+    trusted_proxies: list[str] = []
+    graceful_shutdown_seconds: Annotated[float, msgspec.Meta(gt=0)] = 20.0
+
+
+class StorageSettings(_Section):
+    path: str = "var/gateway.duckdb"
+    cache_dir: str = "var/cache"
+    retention_days: Annotated[int, msgspec.Meta(ge=1)] = 7
+    max_disk_bytes: Annotated[int, msgspec.Meta(ge=0)] = 0
+    min_free_disk_bytes: Annotated[int, msgspec.Meta(ge=0)] = 256 * 1024 * 1024
+    checkpoint_wal_bytes: Annotated[int, msgspec.Meta(ge=1024 * 1024)] = 64 * 1024 * 1024
+
+
+class LimitSettings(_Section):
+    max_batch_events: Annotated[int, msgspec.Meta(ge=1)] = 2000
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 10 * 1024 * 1024
+    max_event_age_days: Annotated[int, msgspec.Meta(ge=1)] = 5
+    future_tolerance_seconds: Annotated[int, msgspec.Meta(ge=0)] = 60
+
+
+class SessionSettings(_Section):
+    timeout_minutes: Annotated[int, msgspec.Meta(ge=1, le=24 * 60)] = 30
+
+
+class GeoSettings(_Section):
+    database: str = ""
+
+
+class SiteSettings(_Section):
+    country: str = ""
+    region: str = ""
+    city: str = ""
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+class UpstreamSettings(_Section):
+    url: str = ""
+    database: str = "openpanel"
+
+
+class SyncSettings(_Section):
+    interval_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    batch_rows: Annotated[int, msgspec.Meta(ge=1)] = 50000
+
+
+class ProjectSettings(_Section):
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    client_id: str
+    client_secret: Annotated[str, msgspec.Meta(min_length=1)]
+    unknown_agents: Literal["server", "device"] = "server"
+
+
+class Settings(_Section):
+    gateway: GatewaySettings = GatewaySettings()
+    server: ServerSettings = ServerSettings()
+    storage: StorageSettings = StorageSettings()
+    limits: LimitSettings = LimitSettings()
+    sessions: SessionSettings = SessionSettings()
+    geo: GeoSettings = GeoSettings()
+    site: SiteSettings = SiteSettings()
+    upstream: UpstreamSettings = UpstreamSettings()
+    sync: SyncSettings = SyncSettings()
+    projects: list[ProjectSettings] = []
+
+    def project_by_client_id(self) -> dict[str, ProjectSettings]:
+        """Projects keyed by their client id, the lookup authentication needs."""
+        return {project.client_id: project for project in self.projects}
+
+
+def load_settings(path: str | os.PathLike[str]) -> Settings:
+    """Read, validate and resolve the TOML file at `path`."""
+    config_path = Path(path)
+    try:
+        raw = config_path.read_bytes()
+    except OSError as exc:
+        raise SettingsError(f"cannot read config file {config_path}: {exc.strerror}") from exc
+    return parse_settings(raw, base_dir=config_path.resolve().parent)
+
+
+def parse_settings(raw: bytes | str, base_dir: Path) -> Settings:
+    """Validate TOML text; relative paths are taken from `base_dir`."""
+    try:
+        settings = msgspec.toml.decode(raw, type=Settings)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"invalid configuration: {_settings_path(str(exc))}") from exc
+    except msgspec.DecodeError as exc:
+        raise SettingsError(f"config file is not valid TOML: {exc}") from exc
+    _check(settings)
+    return msgspec.structs.replace(
+        settings,
+        storage=msgspec.structs.replace(
+            settings.storage,
+            path=str(_resolve(base_dir, settings.storage.path)),
+            cache_dir=str(_resolve(base_dir, settings.storage.cache_dir)),
+        ),
+        geo=msgspec.structs.replace(
+            settings.geo,
+            database=str(_resolve(base_dir, settings.geo.database)) if settings.geo.database else "",
+        ),
+        projects=[_with_secret_from_env(project) for project in settings.projects],
+    )
+
+
+def _settings_path(message: str) -> str:
+    # msgspec says "... - at `$.server.port`"; operators know keys as "server.port".
+    text, sep, where = message.partition(" - at `$")
+    if not sep:
+        return message
+    key = where.rstrip("`").lstrip(".")
+    return f"{key}: {text}" if key else text
+
+
+def _resolve(base_dir: Path, value: str) -> Path:
+    candidate = Path(value)
+    return candidate if candidate.is_absolute() else base_dir / candidate
+
+
+def _with_secret_from_env(project: ProjectSettings) -> ProjectSettings:
+    if not project.client_secret.startswith("env:"):
+        return project
+    variable = project.client_secret.removeprefix("env:")
+    secret = os.environ.get(variable, "")
+    if not secret:
+        raise SettingsError(
+            f"projects[{project.id}].client_secret: environment variable {variable} is not set"
+        )
+    return msgspec.structs.replace(project, client_secret=secret)
+
+
+def _check(settings: Settings) -> None:
+    """Rules that span keys or need more than a type."""
+    seen_ids: set[str] = set()
+    seen_clients: set[str] = set()
+    for index, project in enumerate(settings.projects):
+        where = f"projects[{index}]"
+        if not _UUID_LOWER.match(project.client_id) or str(uuid.UUID(project.client_id)) != project.client_id:
+            raise SettingsError(f"{where}.client_id: must be a lowercase UUID, got {project.client_id!r}")
+        if project.id in seen_ids:
+            raise SettingsError(f"{where}.id: project id {project.id!r} is used twice")
+        if project.client_id in seen_clients:
+            raise SettingsError(f"{where}.client_id: client id {project.client_id!r} is used twice")
+        seen_ids.add(project.id)
+        seen_clients.add(project.client_id)
+    for index, proxy in enumerate(settings.server.trusted_proxies):
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError as exc:
+            raise SettingsError(f"server.trusted_proxies[{index}]: {exc}") from exc
+    if settings.site.country and not re.fullmatch(r"[A-Z]{2}", settings.site.country):
+        raise SettingsError(f"site.country: must be an ISO-3166 alpha-2 code, got {settings.site.country!r}")
+    url = settings.upstream.url
+    if url and not url.startswith(("http://", "https://", "chdb://")):
+        raise SettingsError(f"upstream.url: scheme must be http://, https:// or chdb://, got {url!r}")

@@ -1,0 +1,68 @@
+"""Opening the DuckDB file: settings, migrations, and the daily salts (SPEC §5.1, §8).
+
+Input: the file's path. Output: a migrated connection for the writer thread. Automatic
+checkpoints are moved out of commits (the writer checkpoints when no request waits), and the
+WAL stays fsynced on every commit, which is what makes a 2xx mean "on disk".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from pathlib import Path
+
+import duckdb
+
+from storage.schema import MIGRATIONS
+
+# DuckDB checkpoints inside a commit once the WAL passes this size; the writer checkpoints on
+# its own schedule well before, so this is only the last resort.
+_AUTOMATIC_CHECKPOINT_THRESHOLD = "1GB"
+
+
+def open_database(path: str) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) and migrate the gateway's DuckDB file."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    connection = duckdb.connect(path)
+    connection.execute(f"SET checkpoint_threshold = '{_AUTOMATIC_CHECKPOINT_THRESHOLD}'")
+    migrate(connection)
+    return connection
+
+
+def migrate(connection: duckdb.DuckDBPyConnection) -> None:
+    """Apply the migrations not yet recorded in `schema_migrations`."""
+    connection.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)"
+    )
+    row = connection.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+    applied = int(row[0]) if row else 0
+    for version, statements in enumerate(MIGRATIONS, start=1):
+        if version <= applied:
+            continue
+        connection.execute("BEGIN")
+        for statement in statements:
+            connection.execute(statement)
+        connection.execute(
+            "INSERT INTO schema_migrations VALUES (?, now()::TIMESTAMP)", [version]
+        )
+        connection.execute("COMMIT")
+
+
+def salts_for(connection: duckdb.DuckDBPyConnection, day: dt.date) -> tuple[str, str | None]:
+    """The salt of `day` (created and committed when missing) and the one before it, if any."""
+    current = _salt_of(connection, day)
+    if current is None:
+        connection.execute(
+            "INSERT INTO salts VALUES (?, ?) ON CONFLICT DO NOTHING", [day, secrets.token_hex(16)]
+        )
+        current = _salt_of(connection, day)
+        assert current is not None
+    row = connection.execute(
+        "SELECT salt FROM salts WHERE day < ? ORDER BY day DESC LIMIT 1", [day]
+    ).fetchone()
+    return current, (row[0] if row else None)
+
+
+def _salt_of(connection: duckdb.DuckDBPyConnection, day: dt.date) -> str | None:
+    row = connection.execute("SELECT salt FROM salts WHERE day = ?", [day]).fetchone()
+    return row[0] if row else None

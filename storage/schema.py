@@ -1,0 +1,93 @@
+"""The local tables (SPEC §8, §10): OpenPanel's column names plus local bookkeeping.
+
+One list of columns per table is the single source for the DDL, the Arrow schema the writer
+inserts with, and the row Structs built on the request path, so the three cannot drift apart.
+Times are UTC `TIMESTAMP` with millisecond precision; `properties` is JSON text locally and
+becomes `Map(String, String)` upstream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    sql_type: str
+    arrow_type: pa.DataType
+
+
+_TEXT = ("VARCHAR NOT NULL DEFAULT ''", pa.string())
+
+# Order follows OpenPanel's `events` table; `seq` and `received_at` are local bookkeeping.
+EVENT_COLUMNS: tuple[Column, ...] = (
+    Column("seq", "BIGINT NOT NULL", pa.int64()),
+    Column("id", "UUID NOT NULL", pa.string()),
+    Column("name", *_TEXT),
+    Column("sdk_name", *_TEXT),
+    Column("sdk_version", *_TEXT),
+    Column("device_id", *_TEXT),
+    Column("profile_id", *_TEXT),
+    Column("project_id", *_TEXT),
+    Column("session_id", *_TEXT),
+    Column("groups", "VARCHAR[] NOT NULL DEFAULT []", pa.list_(pa.string())),
+    Column("path", *_TEXT),
+    Column("origin", *_TEXT),
+    Column("referrer", *_TEXT),
+    Column("referrer_name", *_TEXT),
+    Column("referrer_type", *_TEXT),
+    Column("revenue", "UBIGINT NOT NULL DEFAULT 0", pa.uint64()),
+    Column("duration", "UBIGINT NOT NULL DEFAULT 0", pa.uint64()),
+    Column("properties", "VARCHAR NOT NULL DEFAULT '{}'", pa.string()),
+    Column("created_at", "TIMESTAMP NOT NULL", pa.timestamp("ms")),
+    Column("country", *_TEXT),
+    Column("city", *_TEXT),
+    Column("region", *_TEXT),
+    Column("longitude", "DOUBLE", pa.float64()),
+    Column("latitude", "DOUBLE", pa.float64()),
+    Column("os", *_TEXT),
+    Column("os_version", *_TEXT),
+    Column("browser", *_TEXT),
+    Column("browser_version", *_TEXT),
+    Column("device", *_TEXT),
+    Column("brand", *_TEXT),
+    Column("model", *_TEXT),
+    Column("imported_at", "TIMESTAMP", pa.timestamp("ms")),
+    Column("received_at", "TIMESTAMP NOT NULL", pa.timestamp("ms")),
+)
+
+PROFILE_COLUMNS: tuple[Column, ...] = (
+    Column("seq", "BIGINT NOT NULL", pa.int64()),
+    Column("project_id", "VARCHAR NOT NULL", pa.string()),
+    Column("id", "VARCHAR NOT NULL", pa.string()),
+    Column("first_name", *_TEXT),
+    Column("last_name", *_TEXT),
+    Column("email", *_TEXT),
+    Column("avatar", *_TEXT),
+    Column("properties", "VARCHAR NOT NULL DEFAULT '{}'", pa.string()),
+    Column("is_external", "BOOLEAN NOT NULL DEFAULT true", pa.bool_()),
+    Column("created_at", "TIMESTAMP NOT NULL", pa.timestamp("ms")),
+    Column("updated_at", "TIMESTAMP NOT NULL", pa.timestamp("ms")),
+)
+
+EVENT_ARROW_SCHEMA = pa.schema([(c.name, c.arrow_type) for c in EVENT_COLUMNS])
+PROFILE_ARROW_SCHEMA = pa.schema([(c.name, c.arrow_type) for c in PROFILE_COLUMNS])
+
+
+def _create_table(name: str, columns: tuple[Column, ...], extra: str = "") -> str:
+    body = ",\n  ".join(f"{c.name} {c.sql_type}" for c in columns)
+    return f"CREATE TABLE IF NOT EXISTS {name} (\n  {body}{extra}\n)"
+
+
+# Each entry runs once, in order, recorded in `schema_migrations`; never edit a shipped entry,
+# append a new one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        _create_table("events", EVENT_COLUMNS),
+        _create_table("profiles", PROFILE_COLUMNS, ",\n  PRIMARY KEY (project_id, id)"),
+        "CREATE TABLE IF NOT EXISTS salts (day DATE PRIMARY KEY, salt VARCHAR NOT NULL)",
+    ),
+)
