@@ -92,6 +92,8 @@ def _decode(raw: bytes | msgspec.Raw) -> wire.EventItem:
         raise RowInvalid(f"item: not valid JSON ({exc})") from None
     except UnicodeDecodeError:
         raise RowInvalid("item: strings must be valid UTF-8") from None
+    except RecursionError:
+        raise RowInvalid(f"payload.properties: nested deeper than {MAX_PROPERTY_DEPTH} levels") from None
 
 
 def _field_message(message: str) -> str:

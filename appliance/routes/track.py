@@ -156,6 +156,8 @@ def _decode_envelope(body: bytes, max_events: int) -> list[msgspec.Raw]:
         raise BadRequest(f"body: not valid JSON ({exc})") from None
     except UnicodeDecodeError:
         raise BadRequest("body: strings must be valid UTF-8") from None
+    except RecursionError:
+        raise BadRequest("body: nested too deeply") from None
     count = len(envelope.events)
     if count == 0:
         raise BadRequest("events: must hold at least one event")

@@ -1,0 +1,16 @@
+"""Fixtures shared by all tiers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from appliance.settings import Settings, load_settings
+from tests.helpers import write_config
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings with storage in a temporary folder."""
+    return load_settings(write_config(tmp_path))
