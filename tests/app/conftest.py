@@ -1,0 +1,35 @@
+"""App tier: Litestar's test client on `create_app`, with a real DuckDB file in a temp folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from appliance.app import create_app
+from appliance.settings import Settings
+
+
+class AppClient:
+    """The test client plus direct reads of the app's DuckDB (through a second connection)."""
+
+    def __init__(self, client: TestClient[Any]) -> None:
+        self.http = client
+
+    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        reader = self.http.app.state.gateway.writer.reader()
+        try:
+            return reader.execute(sql, list(params)).fetchall()
+        finally:
+            reader.close()
+
+    def count(self, table: str = "events") -> int:
+        return int(self.rows(f"SELECT count(*) FROM {table}")[0][0])
+
+
+@pytest.fixture
+def app_client(settings: Settings) -> Iterator[AppClient]:
+    with TestClient(app=create_app(settings)) as client:
+        yield AppClient(client)
