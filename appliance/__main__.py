@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import socket
 import sys
 
@@ -41,6 +42,11 @@ def serve(settings: Settings) -> int:
         server_header=False,
     )
     server = uvicorn.Server(config)
+    # uvicorn handles SIGTERM/SIGINT itself, then re-raises the signal through the handler that
+    # was installed before it. A no-op handler there makes a graceful stop exit 0 instead of
+    # dying by the signal (systemd would log that as a failure).
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda *_: None)
     print(f"gateway listening on http://{host}:{port}", flush=True)
     server.run(sockets=[sock])
     # uvicorn returns normally after a graceful stop; a failed startup leaves `started` False.
