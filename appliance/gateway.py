@@ -56,6 +56,7 @@ class Gateway:
         day = dt.datetime.fromtimestamp(received_ms / 1000, tz=dt.UTC).date()
         salt = self._salts.get(day)
         if salt is None:
-            salt, _previous = await self.writer.call(lambda connection: salts_for(connection, day))
-            self._salts = {day: salt}
+            current, _previous = await self.writer.call(lambda connection: salts_for(connection, day))
+            self._salts = {day: current}
+            return current
         return salt

@@ -29,18 +29,18 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     pass
 
 
-class GatewaySettings(_Section):
+class GatewaySettings(_Section, frozen=True):
     id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "site-01"
 
 
-class ServerSettings(_Section):
+class ServerSettings(_Section, frozen=True):
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080
     trusted_proxies: list[str] = []
     graceful_shutdown_seconds: Annotated[float, msgspec.Meta(gt=0)] = 20.0
 
 
-class StorageSettings(_Section):
+class StorageSettings(_Section, frozen=True):
     path: str = "var/gateway.duckdb"
     cache_dir: str = "var/cache"
     retention_days: Annotated[int, msgspec.Meta(ge=1)] = 7
@@ -49,22 +49,22 @@ class StorageSettings(_Section):
     checkpoint_wal_bytes: Annotated[int, msgspec.Meta(ge=1024 * 1024)] = 64 * 1024 * 1024
 
 
-class LimitSettings(_Section):
+class LimitSettings(_Section, frozen=True):
     max_batch_events: Annotated[int, msgspec.Meta(ge=1)] = 2000
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 10 * 1024 * 1024
     max_event_age_days: Annotated[int, msgspec.Meta(ge=1)] = 5
     future_tolerance_seconds: Annotated[int, msgspec.Meta(ge=0)] = 60
 
 
-class SessionSettings(_Section):
+class SessionSettings(_Section, frozen=True):
     timeout_minutes: Annotated[int, msgspec.Meta(ge=1, le=24 * 60)] = 30
 
 
-class GeoSettings(_Section):
+class GeoSettings(_Section, frozen=True):
     database: str = ""
 
 
-class SiteSettings(_Section):
+class SiteSettings(_Section, frozen=True):
     country: str = ""
     region: str = ""
     city: str = ""
@@ -72,24 +72,24 @@ class SiteSettings(_Section):
     longitude: float | None = None
 
 
-class UpstreamSettings(_Section):
+class UpstreamSettings(_Section, frozen=True):
     url: str = ""
     database: str = "openpanel"
 
 
-class SyncSettings(_Section):
+class SyncSettings(_Section, frozen=True):
     interval_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     batch_rows: Annotated[int, msgspec.Meta(ge=1)] = 50000
 
 
-class ProjectSettings(_Section):
+class ProjectSettings(_Section, frozen=True):
     id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     client_id: str
     client_secret: Annotated[str, msgspec.Meta(min_length=1)]
     unknown_agents: Literal["server", "device"] = "server"
 
 
-class Settings(_Section):
+class Settings(_Section, frozen=True):
     gateway: GatewaySettings = GatewaySettings()
     server: ServerSettings = ServerSettings()
     storage: StorageSettings = StorageSettings()

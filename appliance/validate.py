@@ -85,7 +85,7 @@ def _validate(index: int, raw: bytes | msgspec.Raw, window: TimeWindow) -> Valid
 
 def _decode(raw: bytes | msgspec.Raw) -> wire.EventItem:
     try:
-        return wire.item_decoder.decode(raw)
+        item: wire.EventItem = wire.item_decoder.decode(raw)
     except msgspec.ValidationError as exc:
         raise RowInvalid(_field_message(str(exc))) from None
     except msgspec.DecodeError as exc:
@@ -94,6 +94,7 @@ def _decode(raw: bytes | msgspec.Raw) -> wire.EventItem:
         raise RowInvalid("item: strings must be valid UTF-8") from None
     except RecursionError:
         raise RowInvalid(f"payload.properties: nested deeper than {MAX_PROPERTY_DEPTH} levels") from None
+    return item
 
 
 def _field_message(message: str) -> str:

@@ -187,13 +187,13 @@ class StorageWriter:
         assert job.call is not None and self._connection is not None
         try:
             job.resolve(job.call(self._connection))
-        except Exception as exc:  # handed to the awaiting coroutine, which owns the answer
+        except Exception as exc:  # noqa: BLE001 - handed to the awaiting coroutine, which answers
             job.resolve(error=exc)
 
     def _commit_group(self, group: list[_Job]) -> None:
         try:
             results = self._commit([job.write for job in group if job.write is not None])
-        except duckdb.Error as exc:
+        except Exception as exc:  # noqa: BLE001 - the thread must outlive any one bad request
             if len(group) == 1:
                 self._fail(group[0], exc)
                 return
@@ -204,7 +204,7 @@ class StorageWriter:
         for job, result in zip(group, results, strict=True):
             job.resolve(result)
 
-    def _fail(self, job: _Job, exc: duckdb.Error) -> None:
+    def _fail(self, job: _Job, exc: Exception) -> None:
         self.last_commit_error = f"{type(exc).__name__}: {exc}"
         log.error("commit failed, request answered as not stored: %s", self.last_commit_error)
         job.resolve(error=exc)
@@ -237,18 +237,21 @@ class StorageWriter:
         stored: dict[str, StoredIds] = {}
         if client_ids:
             oldest_received = min(row.received_at for r in requests for row in r.events)
-            candidates = pa.table({"id": pa.array(client_ids, pa.string())})
-            # An event can only be re-sent while it is inside the acceptance window, so its first
-            # copy was received inside it too; `received_at` rises with `seq`, which lets DuckDB
-            # skip old row groups.
-            found = connection.execute(
-                """
-                SELECT id::VARCHAR, device_id, session_id FROM events
-                WHERE received_at >= epoch_ms(?::BIGINT)
-                  AND id IN (SELECT id::UUID FROM candidates)
-                """,
-                [oldest_received - self._duplicate_window_ms],
-            ).fetchall()
+            connection.register("candidate_ids", pa.table({"id": pa.array(client_ids, pa.string())}))
+            try:
+                # An event can only be re-sent while it is inside the acceptance window, so its
+                # first copy was received inside it too; `received_at` rises with `seq`, which
+                # lets DuckDB skip old row groups.
+                found = connection.execute(
+                    """
+                    SELECT id::VARCHAR, device_id, session_id FROM events
+                    WHERE received_at >= epoch_ms(?::BIGINT)
+                      AND id IN (SELECT id::UUID FROM candidate_ids)
+                    """,
+                    [oldest_received - self._duplicate_window_ms],
+                ).fetchall()
+            finally:
+                connection.unregister("candidate_ids")
             stored = {row[0]: StoredIds(row[1], row[2]) for row in found}
         results: list[WriteResult] = []
         new_rows: list[EventRow] = []
@@ -319,7 +322,8 @@ class StorageWriter:
         connection.register("incoming_profiles", batch)
         try:
             names = ", ".join(c.name for c in PROFILE_COLUMNS)
-            connection.execute(f"INSERT OR REPLACE INTO profiles ({names}) SELECT {names} FROM incoming_profiles")
+            # Column names come from storage.schema, never from a request.
+            connection.execute(f"INSERT OR REPLACE INTO profiles ({names}) SELECT {names} FROM incoming_profiles")  # noqa: S608
         finally:
             connection.unregister("incoming_profiles")
 
@@ -342,7 +346,7 @@ class StorageWriter:
 
     def _max_seq(self, table: str) -> int:
         assert self._connection is not None
-        row = self._connection.execute(f"SELECT coalesce(max(seq), 0) FROM {table}").fetchone()
+        row = self._connection.execute(f"SELECT coalesce(max(seq), 0) FROM {table}").fetchone()  # noqa: S608
         return int(row[0]) if row else 0
 
     def _close(self) -> None:

@@ -20,8 +20,8 @@ from appliance.body import read_body
 from appliance.dispatch import RequestContext, dispatch
 from appliance.errors import BadRequest, NotSupportedYet, ServiceUnavailable, StorageFailed
 from appliance.gateway import Gateway
-from appliance.identity import session_id_for
 from appliance.identity import device_id as derive_device_id
+from appliance.identity import session_id_for
 from appliance.outcomes import Rejection
 from appliance.settings import ProjectSettings
 from appliance.timestamps import TimeWindow
@@ -48,7 +48,9 @@ def _authenticate(request: Request[Any, Any, Any], gateway: Gateway) -> ProjectS
     )
 
 
-async def _context(request: Request[Any, Any, Any], gateway: Gateway, project: ProjectSettings, received_ms: int) -> RequestContext:
+async def _context(
+    request: Request[Any, Any, Any], gateway: Gateway, project: ProjectSettings, received_ms: int
+) -> RequestContext:
     headers = request.headers
     return RequestContext(
         project_id=project.id,
