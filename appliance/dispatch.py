@@ -51,10 +51,9 @@ class Dispatched:
 def dispatch(context: RequestContext, events: list[ValidEvent]) -> Dispatched:
     """Turn a request's valid events into rows to store."""
     out = Dispatched()
+    devices = _DeviceIds(context)
     for event in events:
-        device = event.device_id_override or device_id(
-            context.user_agent, event.ip_override or context.client_ip, context.project_id, context.salt
-        )
+        device = event.device_id_override or devices.for_ip(event.ip_override or context.client_ip)
         match event.item:
             case wire.TrackItem():
                 row = _track_row(context, event, device)
@@ -69,6 +68,22 @@ def dispatch(context: RequestContext, events: list[ValidEvent]) -> Dispatched:
                     Rejection(event.index, Reason.INTERNAL, f"{event.kind}: not supported yet")
                 )
     return out
+
+
+class _DeviceIds:
+    """Device ids of one request: the user agent is shared, so only the address varies."""
+
+    def __init__(self, context: RequestContext) -> None:
+        self._context = context
+        self._by_ip: dict[str, str] = {}
+
+    def for_ip(self, client_ip: str) -> str:
+        device = self._by_ip.get(client_ip)
+        if device is None:
+            context = self._context
+            device = device_id(context.user_agent, client_ip, context.project_id, context.salt)
+            self._by_ip[client_ip] = device
+        return device
 
 
 def _session_id(context: RequestContext, event: ValidEvent, device: str) -> str:

@@ -191,19 +191,14 @@ def _is_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-def _check_depth(properties: dict[str, Any]) -> None:
-    # Iterative, so a hostile 10,000-level document cannot exhaust the stack.
-    pending: list[tuple[Any, int]] = [(properties, 1)]
-    while pending:
-        value, depth = pending.pop()
-        children = value.values() if isinstance(value, dict) else value
-        for child in children:
-            if isinstance(child, dict | list):
-                if depth + 1 > MAX_PROPERTY_DEPTH:
-                    raise RowInvalid(
-                        f"payload.properties: nested deeper than {MAX_PROPERTY_DEPTH} levels"
-                    )
-                pending.append((child, depth + 1))
+def _check_depth(value: dict[str, Any] | list[Any], depth: int = 1) -> None:
+    # Recursion stops at the limit, so a hostile document cannot exhaust the stack here.
+    for child in value.values() if type(value) is dict else value:
+        kind = type(child)
+        if kind is dict or kind is list:
+            if depth >= MAX_PROPERTY_DEPTH:
+                raise RowInvalid(f"payload.properties: nested deeper than {MAX_PROPERTY_DEPTH} levels")
+            _check_depth(child, depth + 1)
 
 
 def _ip_override(properties: dict[str, Any]) -> str | None:
