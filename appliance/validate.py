@@ -191,7 +191,7 @@ def _is_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-def _check_depth(value: dict[str, Any] | list[Any], depth: int = 1) -> None:
+def _check_depth(value: Any, depth: int = 1) -> None:
     # Recursion stops at the limit, so a hostile document cannot exhaust the stack here.
     for child in value.values() if type(value) is dict else value:
         kind = type(child)
