@@ -1,0 +1,225 @@
+"""Ingest benchmark: the real server, realistic 2000-event batches, several concurrent clients.
+
+Starts `python -m appliance serve` on a free port of 127.0.0.1 with a fresh temporary DuckDB,
+posts `/track/batch` bodies (a mix of mobile-app and IoT events, ~0.5-1.5 KB each, every event
+with its own `__insertId` and a timestamp within the last hours) from `--clients` threads for
+`--seconds` (or at most `--max-requests` requests), then stops the server with SIGTERM.
+Prints events/s, p50/p99 batch latency, bytes per event and the server's peak RSS; with
+`--runs K` it repeats on a fresh server and prints the median of each figure.
+
+    .venv/bin/python bench/ingest.py --runs 3
+
+Client and server share the machine, so figures are for comparing changes on the same box.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import msgspec
+
+REPO = Path(__file__).resolve().parents[1]
+CLIENT_ID = "5f0c4d1e-8a3b-4c2d-9e7f-1a2b3c4d5e6f"
+HEADERS = {
+    "openpanel-client-id": CLIENT_ID,
+    "openpanel-client-secret": "bench-secret",
+    "content-type": "application/json",
+}
+USER_AGENTS = [
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
+    "Dalvik/2.1.0 (Linux; U; Android 14; Pixel 8 Build/AP2A.240805.005)",
+    "ShopFloorKiosk/3.4.1 (Linux; Android 11; Elo i3) okhttp/4.12.0",
+    "ESP32HTTPClient",
+]
+# Replaced per event by a fresh uuid hex, so every event is new (never a duplicate).
+_ID_MARK = b"X" * 32
+
+
+def _config(folder: Path) -> Path:
+    path = folder / "config.toml"
+    path.write_text(
+        "[server]\nport = 0\n[storage]\npath = \"var/bench.duckdb\"\ncache_dir = \"var/cache\"\n"
+        "min_free_disk_bytes = 0\n[[projects]]\nid = \"bench\"\n"
+        f"client_id = \"{CLIENT_ID}\"\nclient_secret = \"bench-secret\"\n"
+    )
+    return path
+
+
+def _templates(count: int = 400) -> list[bytes]:
+    """Encoded events with an id placeholder: app screens, taps, purchases, sensor readings."""
+    rng = random.Random(7)
+    now = dt.datetime.now(dt.UTC)
+    encoded = []
+    for n in range(count):
+        when = (now - dt.timedelta(seconds=rng.randint(0, 6 * 3600))).isoformat(timespec="milliseconds")
+        common = {"__insertId": _ID_MARK.decode(), "__timestamp": when.replace("+00:00", "Z"),
+                  "app_version": f"3.{rng.randint(0, 9)}.{rng.randint(0, 20)}", "locale": "de-DE",
+                  "network": rng.choice(["wifi", "cellular", "ethernet"])}
+        kind = n % 4
+        if kind == 0:
+            name, props = "screen_view", {"__path": rng.choice(["HomeScreen", "CartScreen", "/catalog/shoes"]),
+                                          "__title": "Catalog", "previous_screen": "SplashScreen",
+                                          "load_ms": rng.randint(50, 900), "experiment": {"id": "exp-42", "arm": "b"}}
+        elif kind == 1:
+            name, props = "button_tap", {"button": "add_to_cart", "sku": f"SKU-{rng.randint(1000, 9999)}",
+                                         "position": {"x": rng.randint(0, 1080), "y": rng.randint(0, 2400)},
+                                         "screen": "ProductScreen", "session_depth": rng.randint(1, 30)}
+        elif kind == 2:
+            name, props = "purchase", {"cart": {"items": rng.randint(1, 9), "total": round(rng.uniform(5, 400), 2),
+                                                "skus": [f"SKU-{rng.randint(1000, 9999)}" for _ in range(3)]},
+                                       "currency": "EUR", "payment": {"method": "card", "wallet": "none"},
+                                       "store": {"id": "store-017", "region": "north", "till": 4},
+                                       "loyalty": {"member": True, "tier": "gold", "points": rng.randint(0, 9000)}}
+        else:
+            name, props = "reading", {"__deviceId": f"sensor-{rng.randint(0, 99):04d}",
+                                      "temperature_c": round(rng.uniform(-5, 35), 2),
+                                      "humidity_pct": round(rng.uniform(10, 90), 1),
+                                      "battery_v": round(rng.uniform(3.1, 4.2), 3), "rssi_dbm": -rng.randint(40, 90),
+                                      "firmware": {"version": "1.8.3", "build": "2026-10-02", "channel": "stable"},
+                                      "location": {"zone": "cold-store", "rack": rng.randint(1, 40)},
+                                      "errors": [], "uptime_s": rng.randint(0, 10**6)}
+        props.update(common)
+        props["notes"] = " ".join(rng.choice(["ok", "warm", "door", "open", "scan", "retry"]) for _ in range(90))
+        event = {"type": "track", "payload": {"name": name, "properties": props}}
+        if kind in (1, 2):
+            event["payload"]["profileId"] = f"user-{rng.randint(1, 500)}"
+        encoded.append(msgspec.json.encode(event))
+    return encoded
+
+
+def _batch_body(templates: list[bytes], size: int, rng: random.Random) -> bytes:
+    events = [rng.choice(templates).replace(_ID_MARK, uuid.uuid4().hex.encode()) for _ in range(size)]
+    return b'{"events":[' + b",".join(events) + b"]}"
+
+
+class Server:
+    """The gateway as a subprocess on a free port."""
+
+    def __init__(self, folder: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "appliance", "serve", "--config", str(_config(folder))],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line.startswith("gateway listening on "):
+            raise RuntimeError(f"server did not start: {line}{self.process.stdout.read()}")
+        self.url = line.split()[-1]
+        threading.Thread(target=self.process.stdout.read, daemon=True).start()  # keep the pipe drained
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/readyz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError("server never became ready")
+
+    def peak_rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+
+def run_once(args: argparse.Namespace, templates: list[bytes]) -> dict[str, float]:
+    folder = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
+    server = Server(folder)
+    latencies: list[float] = []
+    accepted, failures, body_bytes = [0], [], [0]
+    lock = threading.Lock()
+    budget = iter(range(args.max_requests))
+    deadline = time.monotonic() + args.seconds
+
+    def client(number: int) -> None:
+        rng = random.Random(number)
+        headers = {**HEADERS, "user-agent": USER_AGENTS[number % len(USER_AGENTS)]}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
+            while time.monotonic() < deadline and next(budget, None) is not None:
+                body = _batch_body(templates, args.batch_size, rng)
+                started = time.perf_counter()
+                response = http.post("/track/batch", content=body)
+                elapsed = time.perf_counter() - started
+                with lock:
+                    latencies.append(elapsed)
+                    body_bytes[0] += len(body)
+                    if response.status_code == 202 and response.json()["accepted"] == args.batch_size:
+                        accepted[0] += args.batch_size
+                    else:
+                        failures.append(f"{response.status_code} {response.text[:200]}")
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.monotonic() - started
+    peak_rss = server.peak_rss_mib()
+    exit_code = server.stop()
+    if not args.keep:
+        shutil.rmtree(folder, ignore_errors=True)
+    latencies.sort()
+    for failure in failures[:5]:
+        print(f"  failed batch: {failure}")
+    return {
+        "events_per_s": accepted[0] / wall,
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "peak_rss_mib": peak_rss,
+        "bytes_per_event": body_bytes[0] / max(1, len(latencies) * args.batch_size),
+        "events": accepted[0],
+        "failed_batches": len(failures),
+        "exit_code": exit_code,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--max-requests", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary data folder")
+    args = parser.parse_args()
+    templates = _templates()
+    results = []
+    for run in range(1, args.runs + 1):
+        result = run_once(args, templates)
+        results.append(result)
+        print(f"run {run}: {result['events_per_s']:,.0f} events/s, p50 {result['p50_ms']:.0f} ms, "
+              f"p99 {result['p99_ms']:.0f} ms, peak RSS {result['peak_rss_mib']:.0f} MiB, "
+              f"{result['bytes_per_event']:.0f} B/event, {result['events']:,} events, "
+              f"{result['failed_batches']} failed batches, server exit {result['exit_code']}")
+    if args.runs > 1:
+        median = {key: statistics.median(r[key] for r in results)
+                  for key in ("events_per_s", "p50_ms", "p99_ms", "peak_rss_mib")}
+        print(f"median of {args.runs}: {median['events_per_s']:,.0f} events/s, p50 {median['p50_ms']:.0f} ms, "
+              f"p99 {median['p99_ms']:.0f} ms, peak RSS {median['peak_rss_mib']:.0f} MiB "
+              f"({args.clients} clients x {args.batch_size}-event batches, {args.seconds:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
