@@ -4,17 +4,21 @@ Input: the request's context and its `ValidEvent`s. Output: a `WriteRequest` plu
 event row, its position in the request, and the rows answered without storing (types this
 build does not store yet). Identity is derived here: device id from user agent, address,
 project and the daily salt; session id from the event's own time (the deterministic bucket of
-§5.2; live sessions that roll across bucket edges come with the sessions issue).
+§5.2; live sessions that roll across bucket edges come with the sessions issue). Events from a
+server agent get no session. Each distinct address of a request is hashed and located once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import msgspec
 
 from appliance import wire
+from appliance.enrich.event import enrich
+from appliance.enrich.geo import GeoLocator, Location
+from appliance.enrich.referrer import ReferrerTable
+from appliance.enrich.useragent import Agent, AgentKind
 from appliance.identity import device_id, event_id, session_id_for
 from appliance.outcomes import Reason, Rejection
 from appliance.properties import flatten_properties
@@ -31,9 +35,12 @@ class RequestContext:
     project_id: str
     received_ms: int
     user_agent: str
+    agent: Agent
     client_ip: str
     salt: str
     session_timeout_ms: int
+    geo: GeoLocator
+    referrers: ReferrerTable
     sdk_name: str = ""
     sdk_version: str = ""
 
@@ -51,12 +58,13 @@ class Dispatched:
 def dispatch(context: RequestContext, events: list[ValidEvent]) -> Dispatched:
     """Turn a request's valid events into rows to store."""
     out = Dispatched()
-    devices = _DeviceIds(context)
+    addresses = _Addresses(context)
     for event in events:
-        device = event.device_id_override or devices.for_ip(event.ip_override or context.client_ip)
+        ip = event.ip_override or context.client_ip
+        device = event.device_id_override or addresses.device_id(ip)
         match event.item:
             case wire.TrackItem():
-                row = _track_row(context, event, device)
+                row = _track_row(context, event, device, addresses.location(ip))
                 out.write.events.append(row)
                 out.event_indices.append(event.index)
                 out.identity_by_index[event.index] = (row.device_id, row.session_id)
@@ -70,30 +78,39 @@ def dispatch(context: RequestContext, events: list[ValidEvent]) -> Dispatched:
     return out
 
 
-class _DeviceIds:
-    """Device ids of one request: the user agent is shared, so only the address varies."""
+class _Addresses:
+    """Per-address work of one request: the user agent is shared, only the address varies."""
 
     def __init__(self, context: RequestContext) -> None:
         self._context = context
-        self._by_ip: dict[str, str] = {}
+        self._devices: dict[str, str] = {}
+        self._locations: dict[str, Location] = {}
 
-    def for_ip(self, client_ip: str) -> str:
-        device = self._by_ip.get(client_ip)
+    def device_id(self, ip: str) -> str:
+        device = self._devices.get(ip)
         if device is None:
             context = self._context
-            device = device_id(context.user_agent, client_ip, context.project_id, context.salt)
-            self._by_ip[client_ip] = device
+            device = device_id(context.user_agent, ip, context.project_id, context.salt)
+            self._devices[ip] = device
         return device
+
+    def location(self, ip: str) -> Location:
+        where = self._locations.get(ip)
+        if where is None:
+            where = self._locations[ip] = self._context.geo.locate(ip)
+        return where
 
 
 def _session_id(context: RequestContext, event: ValidEvent, device: str) -> str:
+    if context.agent.kind is AgentKind.SERVER:
+        return ""
     return session_id_for(context.project_id, device, event.event_ms, context.session_timeout_ms)
 
 
-def _track_row(context: RequestContext, event: ValidEvent, device: str) -> EventRow:
+def _track_row(context: RequestContext, event: ValidEvent, device: str, where: Location) -> EventRow:
     assert isinstance(event.item, wire.TrackItem)
     payload = event.item.payload
-    properties = event.properties
+    columns = enrich(event.properties, context.agent, where, context.referrers)
     return EventRow(
         id=str(event_id(context.project_id, event.insert_id)),
         id_from_client=event.insert_id is not None,
@@ -104,13 +121,28 @@ def _track_row(context: RequestContext, event: ValidEvent, device: str) -> Event
         session_id=_session_id(context, event, device),
         created_at=event.event_ms,
         received_at=context.received_ms,
-        properties=_encode(flatten_properties(properties)),
+        properties=_encode(columns.properties),
         groups=payload.groups,
         sdk_name=context.sdk_name,
         sdk_version=context.sdk_version,
-        path=_text(properties.get("__path", properties.get("path"))),
-        referrer=_text(properties.get("__referrer", properties.get("referrer"))),
+        path=columns.path,
+        origin=columns.origin,
+        referrer=columns.referrer,
+        referrer_name=columns.referrer_name,
+        referrer_type=columns.referrer_type,
         revenue=event.revenue,
+        country=columns.country,
+        city=columns.city,
+        region=columns.region,
+        longitude=columns.longitude,
+        latitude=columns.latitude,
+        os=columns.os,
+        os_version=columns.os_version,
+        browser=columns.browser,
+        browser_version=columns.browser_version,
+        device=columns.device,
+        brand=columns.brand,
+        model=columns.model,
     )
 
 
@@ -126,10 +158,6 @@ def _profile_upsert(context: RequestContext, event: ValidEvent, payload: wire.Id
         properties=flatten_properties(event.properties),
         seen_at=event.event_ms,
     )
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
 
 
 def _encode(properties: dict[str, str]) -> str:

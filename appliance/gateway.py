@@ -1,8 +1,8 @@
 """The gateway's long-lived parts and their lifecycle (DESIGN: "a written lifecycle").
 
-`Gateway.open()` starts them in order (storage writer, then what needs it), `close()` stops them
-in reverse after in-flight requests have finished. Route handlers reach them through
-`request.app.state.gateway`; nothing here is created at import time.
+`Gateway.open()` starts them in order (geo database, user-agent parser, referrer table, then the
+storage writer), `close()` stops them in reverse after in-flight requests have finished. Route
+handlers reach them through `request.app.state.gateway`; nothing here is created at import time.
 """
 
 from __future__ import annotations
@@ -12,6 +12,10 @@ import logging
 import time
 
 from appliance.capacity import DiskGuard
+from appliance.enrich.client_ip import IPNetwork, parse_networks
+from appliance.enrich.geo import GeoLocator
+from appliance.enrich.referrer import ReferrerTable
+from appliance.enrich.useragent import classify
 from appliance.settings import ProjectSettings, Settings
 from appliance.timestamps import DAY_MS
 from storage.database import salts_for
@@ -38,17 +42,37 @@ class Gateway:
             max_disk_bytes=settings.storage.max_disk_bytes,
             min_free_disk_bytes=settings.storage.min_free_disk_bytes,
         )
+        self.trusted_proxies: tuple[IPNetwork, ...] = parse_networks(settings.server.trusted_proxies)
+        self._geo: GeoLocator | None = None
+        self._referrers: ReferrerTable | None = None
         self._salts: dict[dt.date, str] = {}
         self.started_at = time.time()
 
+    @property
+    def geo(self) -> GeoLocator:
+        assert self._geo is not None, "gateway is not open"
+        return self._geo
+
+    @property
+    def referrers(self) -> ReferrerTable:
+        assert self._referrers is not None, "gateway is not open"
+        return self._referrers
+
     def open(self) -> None:
-        """Start the storage writer (opens and migrates the DuckDB file)."""
+        """Open the readers, then the storage writer (opens and migrates the DuckDB file)."""
+        self._geo = GeoLocator(self.settings.geo.database, self.settings.site)
+        classify.cache_clear()
+        classify("Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0")  # builds the parser now, not on a request
+        self._referrers = ReferrerTable.bundled()
         self.writer.start()
-        log.info("storage open at %s", self.settings.storage.path)
+        log.info("storage open at %s; geo database: %s", self.settings.storage.path,
+                 self.settings.geo.database or "none (LAN addresses get the [site] location)")
 
     def close(self) -> None:
-        """Commit what is queued, checkpoint and close the file."""
+        """Commit what is queued, checkpoint and close the file, then the readers."""
         self.writer.stop()
+        if self._geo is not None:
+            self._geo.close()
         log.info("storage closed")
 
     async def salt_for(self, received_ms: int) -> str:

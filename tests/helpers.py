@@ -13,6 +13,10 @@ CLIENT_ID = "5f0c4d1e-8a3b-4c2d-9e7f-1a2b3c4d5e6f"
 CLIENT_SECRET = "demo-secret"
 PROJECT_ID = "demo"
 AUTH = {"openpanel-client-id": CLIENT_ID, "openpanel-client-secret": CLIENT_SECRET}
+PHONE_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+)
 
 _insert_ids = itertools.count()
 

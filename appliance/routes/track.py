@@ -18,11 +18,13 @@ from appliance import wire
 from appliance.auth import authenticate
 from appliance.body import read_body
 from appliance.dispatch import RequestContext, dispatch
+from appliance.enrich.client_ip import client_address
+from appliance.enrich.useragent import AgentKind, classify
 from appliance.errors import BadRequest, NotSupportedYet, ServiceUnavailable, StorageFailed
 from appliance.gateway import Gateway
 from appliance.identity import device_id as derive_device_id
 from appliance.identity import session_id_for
-from appliance.outcomes import Rejection
+from appliance.outcomes import Reason, Rejection
 from appliance.settings import ProjectSettings
 from appliance.timestamps import TimeWindow
 from appliance.validate import ValidEvent, validate_item
@@ -52,16 +54,25 @@ async def _context(
     request: Request[Any, Any, Any], gateway: Gateway, project: ProjectSettings, received_ms: int
 ) -> RequestContext:
     headers = request.headers
+    user_agent = headers.get("user-agent", "")
     return RequestContext(
         project_id=project.id,
         received_ms=received_ms,
-        user_agent=headers.get("user-agent", ""),
-        client_ip=request.client.host if request.client else "",
+        user_agent=user_agent,
+        agent=classify(user_agent, project.unknown_agents == "device"),
+        client_ip=client_address(request.client.host if request.client else "", headers, gateway.trusted_proxies),
         salt=await gateway.salt_for(received_ms),
         session_timeout_ms=gateway.session_timeout_ms,
+        geo=gateway.geo,
+        referrers=gateway.referrers,
         sdk_name=headers.get("openpanel-sdk-name", ""),
         sdk_version=headers.get("openpanel-sdk-version", ""),
     )
+
+
+def _bot_rejections(context: RequestContext, events: list[ValidEvent]) -> list[Rejection]:
+    """A crawler's events are acknowledged and counted, never stored (SPEC §6.1)."""
+    return [Rejection(e.index, Reason.BOT, f"bot: {context.agent.browser or 'crawler'}") for e in events]
 
 
 async def _accept_body(request: Request[Any, Any, Any], gateway: Gateway) -> bytes:
@@ -101,7 +112,11 @@ async def track(request: Request[Any, Any, Any]) -> Response[bytes]:
     outcome = validate_item(0, body, _window(gateway, received_ms))
     if isinstance(outcome, Rejection):
         raise BadRequest(outcome.error)
-    dispatched = dispatch(await _context(request, gateway, project, received_ms), [outcome])
+    context = await _context(request, gateway, project, received_ms)
+    if context.agent.kind is AgentKind.BOT:
+        bot = {"name": context.agent.browser, "userAgent": context.user_agent}
+        return _json({"bot": bot}, 202)
+    dispatched = dispatch(context, [outcome])
     if dispatched.rejections:
         raise NotSupportedYet(dispatched.rejections[0].error)
     result = await _store(gateway, dispatched.write)
@@ -128,7 +143,11 @@ async def track_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
         outcome = validate_item(index, raw, window)
         (rejected if isinstance(outcome, Rejection) else valid).append(outcome)  # type: ignore[arg-type]
 
-    dispatched = dispatch(await _context(request, gateway, project, received_ms), valid)
+    context = await _context(request, gateway, project, received_ms)
+    if context.agent.kind is AgentKind.BOT:
+        rejected.extend(_bot_rejections(context, valid))
+        valid = []
+    dispatched = dispatch(context, valid)
     rejected.extend(dispatched.rejections)
     result = await _store(gateway, dispatched.write)
 
@@ -176,7 +195,8 @@ async def device_id(request: Request[Any, Any, Any]) -> Response[bytes]:
     project = _authenticate(request, gateway)
     context = await _context(request, gateway, project, received_ms)
     device = derive_device_id(context.user_agent, context.client_ip, project.id, context.salt)
-    session = session_id_for(project.id, device, received_ms, gateway.session_timeout_ms)
+    is_server = context.agent.kind is AgentKind.SERVER  # servers get no sessions (SPEC §7)
+    session = "" if is_server else session_id_for(project.id, device, received_ms, gateway.session_timeout_ms)
     return _json(
         wire.DeviceIdResponse(
             deviceId=device,

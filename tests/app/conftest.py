@@ -10,6 +10,7 @@ from litestar.testing import TestClient
 
 from appliance.app import create_app
 from appliance.settings import Settings
+from tests.helpers import PHONE_UA
 
 
 class AppClient:
@@ -31,5 +32,7 @@ class AppClient:
 
 @pytest.fixture
 def app_client(settings: Settings) -> Iterator[AppClient]:
+    # A phone's user agent by default: the test client's own ("testclient") is a server agent.
     with TestClient(app=create_app(settings)) as client:
+        client.headers["user-agent"] = PHONE_UA
         yield AppClient(client)

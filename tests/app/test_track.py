@@ -164,7 +164,7 @@ def test_stored_row_columns(app_client: AppClient) -> None:
     assert app_client.http.post("/track", json=event, headers=headers).status_code == 200
     row = app_client.rows(
         "SELECT name, profile_id, project_id, groups, path, referrer, properties, sdk_name, sdk_version FROM events")
-    assert row == [("purchase", "42", "demo", ["shop-1"], "/checkout", "https://ex.com/",
+    assert row == [("purchase", "42", "demo", ["shop-1"], "/checkout", "https://ex.com",
                     '{"cart.items":"2"}', "web", "1.2.3")]
 
 
@@ -185,9 +185,12 @@ def test_compressed_bodies_and_limits(app_client: AppClient) -> None:
 
 
 def test_device_id_endpoint(app_client: AppClient) -> None:
-    response = app_client.http.get("/track/device-id", headers={**AUTH, "user-agent": "kiosk/2.0"})
+    response = app_client.http.get("/track/device-id", headers=AUTH)
     assert response.status_code == 200
-    tracked = app_client.http.post("/track", json=track(), headers={**AUTH, "user-agent": "kiosk/2.0"}).json()
+    tracked = app_client.http.post("/track", json=track(), headers=AUTH).json()
     assert response.json()["deviceId"] == tracked["deviceId"]
-    assert response.json()["sessionId"] == tracked["sessionId"]
+    assert response.json()["sessionId"] == tracked["sessionId"] != ""
+    # A server agent has a device id but never a session.
+    server = app_client.http.get("/track/device-id", headers={**AUTH, "user-agent": "curl/8.5.0"}).json()
+    assert server["sessionId"] == "" and len(server["deviceId"]) == 32
     assert app_client.http.get("/track/device-id").status_code == 401

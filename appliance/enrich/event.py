@@ -1,0 +1,95 @@
+"""One event's enrichment columns, from its properties and what the request told us.
+
+Input: the event's raw properties, the request's `Agent`, the `Location` of the event's address,
+the referrer table. Output: `EventColumns`, the OpenPanel columns the enrichment stages fill,
+plus the flat properties to store (with `__query.*` and `__hash` from the page URL).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from appliance.enrich.geo import Location
+from appliance.enrich.location import parse_location
+from appliance.enrich.referrer import ReferrerTable, referrer_of
+from appliance.enrich.useragent import Agent, AgentKind
+from appliance.properties import flatten_properties
+
+# Client-sent overrides of the parsed user agent (SPEC §3.2), property → column.
+AGENT_OVERRIDES = {
+    "__os": "os",
+    "__osVersion": "os_version",
+    "__browser": "browser",
+    "__browserVersion": "browser_version",
+    "__device": "device",
+    "__brand": "brand",
+    "__model": "model",
+}
+_MAX_OVERRIDE_CHARS = 128
+
+
+class EventColumns(msgspec.Struct, kw_only=True):
+    properties: dict[str, str]
+    path: str
+    origin: str
+    referrer: str
+    referrer_name: str
+    referrer_type: str
+    country: str
+    region: str
+    city: str
+    latitude: float | None
+    longitude: float | None
+    os: str
+    os_version: str
+    browser: str
+    browser_version: str
+    device: str
+    brand: str
+    model: str
+
+
+def enrich(properties: dict[str, Any], agent: Agent, where: Location, referrers: ReferrerTable) -> EventColumns:
+    """The enrichment columns of one event."""
+    page = parse_location(_text(properties.get("__path", properties.get("path"))))
+    came_from = referrer_of(_text(properties.get("__referrer", properties.get("referrer"))), page, referrers)
+    flat = flatten_properties(properties)
+    for name, value in page.query.items():
+        flat[f"__query.{name}"] = value
+    if page.hash:
+        flat["__hash"] = page.hash
+    return EventColumns(
+        properties=flat,
+        path=page.path,
+        origin=page.origin,
+        referrer=came_from.url,
+        referrer_name=came_from.name,
+        referrer_type=came_from.type,
+        country=where.country,
+        region=where.region,
+        city=where.city,
+        latitude=where.latitude,
+        longitude=where.longitude,
+        **_agent_columns(agent, properties),
+    )
+
+
+def _agent_columns(agent: Agent, properties: dict[str, Any]) -> dict[str, str]:
+    columns = {
+        "os": agent.os, "os_version": agent.os_version, "browser": agent.browser,
+        "browser_version": agent.browser_version, "device": agent.device, "brand": agent.brand,
+        "model": agent.model,
+    }
+    if agent.kind is AgentKind.SERVER:
+        return columns  # a server cannot claim to be a phone
+    for name, column in AGENT_OVERRIDES.items():
+        value = properties.get(name)
+        if isinstance(value, str) and value.strip():
+            columns[column] = value.strip()[:_MAX_OVERRIDE_CHARS]
+    return columns
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
