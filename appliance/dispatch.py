@@ -21,7 +21,6 @@ from appliance.enrich.referrer import ReferrerTable
 from appliance.enrich.useragent import Agent, AgentKind
 from appliance.identity import device_id, event_id, session_id_for
 from appliance.outcomes import Reason, Rejection
-from appliance.properties import flatten_properties
 from appliance.validate import ValidEvent
 from storage.rows import EventRow, ProfileUpsert, WriteRequest
 
@@ -110,7 +109,7 @@ def _session_id(context: RequestContext, event: ValidEvent, device: str) -> str:
 def _track_row(context: RequestContext, event: ValidEvent, device: str, where: Location) -> EventRow:
     assert isinstance(event.item, wire.TrackItem)
     payload = event.item.payload
-    columns = enrich(event.properties, context.agent, where, context.referrers)
+    columns = enrich(event.properties, dict(event.flat_properties), context.agent, where, context.referrers)
     return EventRow(
         id=str(event_id(context.project_id, event.insert_id)),
         id_from_client=event.insert_id is not None,
@@ -155,7 +154,7 @@ def _profile_upsert(context: RequestContext, event: ValidEvent, payload: wire.Id
         last_name=payload.lastName or "",
         email=payload.email or "",
         avatar=payload.avatar or "",
-        properties=flatten_properties(event.properties),
+        properties=event.flat_properties,
         seen_at=event.event_ms,
     )
 

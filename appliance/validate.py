@@ -19,10 +19,10 @@ import msgspec
 
 from appliance import wire
 from appliance.outcomes import Reason, Rejection
+from appliance.properties import MAX_PROPERTY_DEPTH, PropertiesTooDeep, flatten_properties
 from appliance.timestamps import TimeWindow, TooOld, event_time_ms, parse_timestamp_ms
 
 MAX_NAME_CHARS = 80
-MAX_PROPERTY_DEPTH = 8
 MAX_CLIENT_ID_CHARS = 64
 MAX_REPLAY_PAYLOAD_BYTES = 2 * 1024 * 1024
 RESERVED_EVENT_NAMES = frozenset({"session_start", "session_end"})
@@ -43,6 +43,7 @@ class ValidEvent:
     event_ms: int
     profile_id: str | None
     properties: dict[str, Any]
+    flat_properties: dict[str, str]  # what is stored: flat, stringified, special keys consumed
     ip_override: str | None
     device_id_override: str | None
     insert_id: str | None
@@ -65,7 +66,10 @@ def _validate(index: int, raw: bytes | msgspec.Raw, window: TimeWindow) -> Valid
     item = _decode(raw)
     profile_id = _check_payload(item)
     properties = item.payload.properties if not isinstance(item, wire.AliasItem) else {}
-    _check_depth(properties)
+    try:
+        flat_properties = flatten_properties(properties)
+    except PropertiesTooDeep as exc:
+        raise RowInvalid(f"payload.properties: {exc}") from None
     try:
         event_ms = event_time_ms(properties.get("__timestamp"), window)
     except TooOld as exc:
@@ -76,6 +80,7 @@ def _validate(index: int, raw: bytes | msgspec.Raw, window: TimeWindow) -> Valid
         event_ms=event_ms,
         profile_id=profile_id,
         properties=properties,
+        flat_properties=flat_properties,
         ip_override=_ip_override(properties),
         device_id_override=_device_id_override(properties),
         insert_id=_insert_id(properties),
@@ -189,16 +194,6 @@ def _profile_id(value: wire.ProfileIdValue | None, *, required: bool) -> str | N
 def _is_url(value: str) -> bool:
     parts = urlsplit(value)
     return parts.scheme in ("http", "https") and bool(parts.netloc)
-
-
-def _check_depth(value: Any, depth: int = 1) -> None:
-    # Recursion stops at the limit, so a hostile document cannot exhaust the stack here.
-    for child in value.values() if type(value) is dict else value:
-        kind = type(child)
-        if kind is dict or kind is list:
-            if depth >= MAX_PROPERTY_DEPTH:
-                raise RowInvalid(f"payload.properties: nested deeper than {MAX_PROPERTY_DEPTH} levels")
-            _check_depth(child, depth + 1)
 
 
 def _ip_override(properties: dict[str, Any]) -> str | None:

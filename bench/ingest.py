@@ -30,6 +30,7 @@ from pathlib import Path
 
 import httpx
 import msgspec
+import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 CLIENT_ID = "5f0c4d1e-8a3b-4c2d-9e7f-1a2b3c4d5e6f"
@@ -51,9 +52,9 @@ _ID_MARK = b"X" * 32
 def _config(folder: Path) -> Path:
     path = folder / "config.toml"
     path.write_text(
-        "[server]\nport = 0\n[storage]\npath = \"var/bench.duckdb\"\ncache_dir = \"var/cache\"\n"
-        "min_free_disk_bytes = 0\n[[projects]]\nid = \"bench\"\n"
-        f"client_id = \"{CLIENT_ID}\"\nclient_secret = \"bench-secret\"\n"
+        '[server]\nport = 0\n[storage]\npath = "var/bench.duckdb"\ncache_dir = "var/cache"\n'
+        'min_free_disk_bytes = 0\n[[projects]]\nid = "bench"\n'
+        f'client_id = "{CLIENT_ID}"\nclient_secret = "bench-secret"\n'
     )
     return path
 
@@ -65,39 +66,115 @@ def _templates(count: int = 400) -> list[bytes]:
     encoded = []
     for n in range(count):
         when = (now - dt.timedelta(seconds=rng.randint(0, 6 * 3600))).isoformat(timespec="milliseconds")
-        common = {"__insertId": _ID_MARK.decode(), "__timestamp": when.replace("+00:00", "Z"),
-                  "app_version": f"3.{rng.randint(0, 9)}.{rng.randint(0, 20)}", "locale": "de-DE",
-                  "network": rng.choice(["wifi", "cellular", "ethernet"])}
+        common = {
+            "__insertId": _ID_MARK.decode(),
+            "__timestamp": when.replace("+00:00", "Z"),
+            "app_version": f"3.{rng.randint(0, 9)}.{rng.randint(0, 20)}",
+            "locale": "de-DE",
+            "network": rng.choice(["wifi", "cellular", "ethernet"]),
+        }
         kind = n % 4
         if kind == 0:
-            name, props = "screen_view", {"__path": rng.choice(["HomeScreen", "CartScreen", "/catalog/shoes"]),
-                                          "__title": "Catalog", "previous_screen": "SplashScreen",
-                                          "load_ms": rng.randint(50, 900), "experiment": {"id": "exp-42", "arm": "b"}}
+            name, props = (
+                "screen_view",
+                {
+                    "__path": rng.choice(
+                        ["HomeScreen", "CartScreen", "https://shop.example.com/catalog/shoes?utm_source=google"]
+                    ),
+                    "__referrer": rng.choice(["", "https://www.google.de/", "https://m.facebook.com/"]),
+                    "__title": "Catalog",
+                    "previous_screen": "SplashScreen",
+                    "load_ms": rng.randint(50, 900),
+                    "experiment": {"id": "exp-42", "arm": "b"},
+                },
+            )
         elif kind == 1:
-            name, props = "button_tap", {"button": "add_to_cart", "sku": f"SKU-{rng.randint(1000, 9999)}",
-                                         "position": {"x": rng.randint(0, 1080), "y": rng.randint(0, 2400)},
-                                         "screen": "ProductScreen", "session_depth": rng.randint(1, 30)}
+            name, props = (
+                "button_tap",
+                {
+                    "button": "add_to_cart",
+                    "sku": f"SKU-{rng.randint(1000, 9999)}",
+                    "position": {"x": rng.randint(0, 1080), "y": rng.randint(0, 2400)},
+                    "screen": "ProductScreen",
+                    "session_depth": rng.randint(1, 30),
+                },
+            )
         elif kind == 2:
-            name, props = "purchase", {"cart": {"items": rng.randint(1, 9), "total": round(rng.uniform(5, 400), 2),
-                                                "skus": [f"SKU-{rng.randint(1000, 9999)}" for _ in range(3)]},
-                                       "currency": "EUR", "payment": {"method": "card", "wallet": "none"},
-                                       "store": {"id": "store-017", "region": "north", "till": 4},
-                                       "loyalty": {"member": True, "tier": "gold", "points": rng.randint(0, 9000)}}
+            name, props = (
+                "purchase",
+                {
+                    "cart": {
+                        "items": rng.randint(1, 9),
+                        "total": round(rng.uniform(5, 400), 2),
+                        "skus": [f"SKU-{rng.randint(1000, 9999)}" for _ in range(3)],
+                    },
+                    "currency": "EUR",
+                    "payment": {"method": "card", "wallet": "none"},
+                    "store": {"id": "store-017", "region": "north", "till": 4},
+                    "loyalty": {"member": True, "tier": "gold", "points": rng.randint(0, 9000)},
+                },
+            )
         else:
-            name, props = "reading", {"__deviceId": f"sensor-{rng.randint(0, 99):04d}",
-                                      "temperature_c": round(rng.uniform(-5, 35), 2),
-                                      "humidity_pct": round(rng.uniform(10, 90), 1),
-                                      "battery_v": round(rng.uniform(3.1, 4.2), 3), "rssi_dbm": -rng.randint(40, 90),
-                                      "firmware": {"version": "1.8.3", "build": "2026-10-02", "channel": "stable"},
-                                      "location": {"zone": "cold-store", "rack": rng.randint(1, 40)},
-                                      "errors": [], "uptime_s": rng.randint(0, 10**6)}
+            name, props = (
+                "reading",
+                {
+                    "__deviceId": f"sensor-{rng.randint(0, 99):04d}",
+                    "temperature_c": round(rng.uniform(-5, 35), 2),
+                    "humidity_pct": round(rng.uniform(10, 90), 1),
+                    "battery_v": round(rng.uniform(3.1, 4.2), 3),
+                    "rssi_dbm": -rng.randint(40, 90),
+                    "firmware": {"version": "1.8.3", "build": "2026-10-02", "channel": "stable"},
+                    "location": {"zone": "cold-store", "rack": rng.randint(1, 40)},
+                    "errors": [],
+                    "uptime_s": rng.randint(0, 10**6),
+                },
+            )
         props.update(common)
-        props["notes"] = " ".join(rng.choice(["ok", "warm", "door", "open", "scan", "retry"]) for _ in range(90))
+        props["context"] = _sdk_context(rng, sensor=kind == 3)
         event = {"type": "track", "payload": {"name": name, "properties": props}}
         if kind in (1, 2):
             event["payload"]["profileId"] = f"user-{rng.randint(1, 500)}"
         encoded.append(msgspec.json.encode(event))
     return encoded
+
+
+def _sdk_context(rng: random.Random, *, sensor: bool) -> dict[str, object]:
+    """What SDKs and firmware attach to every event; most of a real event's bytes are here."""
+    if sensor:
+        return {
+            "hardware": {
+                "chip": "ESP32-S3",
+                "flash_mb": 8,
+                "psram_mb": 2,
+                "mac": f"24:6f:28:{rng.randint(0, 255):02x}:10:9c",
+            },
+            "network": {
+                "ssid": "plant-iot",
+                "channel": rng.choice([1, 6, 11]),
+                "ip": f"10.20.{rng.randint(0, 9)}.{rng.randint(2, 250)}",
+            },
+            "boot": {"reason": rng.choice(["power_on", "watchdog", "ota"]), "count": rng.randint(1, 400)},
+            "calibration": {"temperature_offset": -0.4, "humidity_offset": 1.2, "date": "2026-09-14"},
+            "queue": {"buffered": rng.randint(0, 5000), "dropped": 0, "oldest_age_s": rng.randint(0, 86400)},
+        }
+    return {
+        "app": {"name": "ShopApp", "build": rng.randint(41000, 41299), "namespace": "com.example.shop"},
+        "device": {
+            "manufacturer": rng.choice(["Apple", "Google", "Samsung"]),
+            "model": rng.choice(["iPhone14,2", "Pixel 8", "SM-S911B"]),
+            "screen": {"width": 1170, "height": 2532, "density": 3},
+            "orientation": "portrait",
+            "dark_mode": rng.random() < 0.5,
+        },
+        "locale": {"language": "de", "region": "DE", "timezone": "Europe/Berlin", "currency": "EUR"},
+        "network": {
+            "type": rng.choice(["wifi", "cellular"]),
+            "carrier": rng.choice(["Telekom", "Vodafone", "O2"]),
+            "offline_queue": rng.randint(0, 300),
+        },
+        "consent": {"analytics": True, "marketing": rng.random() < 0.3},
+        "campaign": {"utm_source": "newsletter", "utm_medium": "email", "utm_campaign": "autumn-sale"},
+    }
 
 
 def _batch_body(templates: list[bytes], size: int, rng: random.Random) -> bytes:
@@ -111,7 +188,10 @@ class Server:
     def __init__(self, folder: Path) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "appliance", "serve", "--config", str(_config(folder))],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
@@ -133,6 +213,11 @@ class Server:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
         return float("nan")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the server has used so far (it shares the cores with the clients)."""
+        times = psutil.Process(self.process.pid).cpu_times()
+        return float(times.user + times.system)
 
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)
@@ -159,7 +244,12 @@ def run_once(args: argparse.Namespace, templates: list[bytes]) -> dict[str, floa
             while time.monotonic() < deadline and next(budget, None) is not None:
                 body = _batch_body(templates, args.batch_size, rng)
                 started = time.perf_counter()
-                response = http.post("/track/batch", content=body)
+                try:
+                    response = http.post("/track/batch", content=body)
+                except httpx.HTTPError as exc:  # counted, never silently missing from the totals
+                    with lock:
+                        failures.append(f"{type(exc).__name__}: {exc}")
+                    continue
                 elapsed = time.perf_counter() - started
                 with lock:
                     latencies.append(elapsed)
@@ -169,30 +259,39 @@ def run_once(args: argparse.Namespace, templates: list[bytes]) -> dict[str, floa
                     else:
                         failures.append(f"{response.status_code} {response.text[:200]}")
 
-    started = time.monotonic()
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.monotonic() - started
-    peak_rss = server.peak_rss_mib()
-    exit_code = server.stop()
-    if not args.keep:
-        shutil.rmtree(folder, ignore_errors=True)
-    latencies.sort()
+    try:
+        started = time.monotonic()
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wall = time.monotonic() - started
+        peak_rss, server_cpu = server.peak_rss_mib(), server.cpu_seconds()
+    finally:
+        exit_code = server.stop()
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
     for failure in failures[:5]:
         print(f"  failed batch: {failure}")
     return {
         "events_per_s": accepted[0] / wall,
-        "p50_ms": 1000 * latencies[len(latencies) // 2],
-        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "p50_ms": _percentile_ms(latencies, 0.50),
+        "p99_ms": _percentile_ms(latencies, 0.99),
         "peak_rss_mib": peak_rss,
+        "server_cpu_s": server_cpu,
         "bytes_per_event": body_bytes[0] / max(1, len(latencies) * args.batch_size),
         "events": accepted[0],
         "failed_batches": len(failures),
         "exit_code": exit_code,
     }
+
+
+def _percentile_ms(latencies: list[float], fraction: float) -> float:
+    if not latencies:
+        return float("nan")
+    ordered = sorted(latencies)
+    return 1000 * ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
 def main() -> None:
@@ -209,16 +308,23 @@ def main() -> None:
     for run in range(1, args.runs + 1):
         result = run_once(args, templates)
         results.append(result)
-        print(f"run {run}: {result['events_per_s']:,.0f} events/s, p50 {result['p50_ms']:.0f} ms, "
-              f"p99 {result['p99_ms']:.0f} ms, peak RSS {result['peak_rss_mib']:.0f} MiB, "
-              f"{result['bytes_per_event']:.0f} B/event, {result['events']:,} events, "
-              f"{result['failed_batches']} failed batches, server exit {result['exit_code']}")
+        print(
+            f"run {run}: {result['events_per_s']:,.0f} events/s, p50 {result['p50_ms']:.0f} ms, "
+            f"p99 {result['p99_ms']:.0f} ms, peak RSS {result['peak_rss_mib']:.0f} MiB, "
+            f"server CPU {result['server_cpu_s']:.1f} s, "
+            f"{result['bytes_per_event']:.0f} B/event, {result['events']:,} events, "
+            f"{result['failed_batches']} failed batches, server exit {result['exit_code']}"
+        )
     if args.runs > 1:
-        median = {key: statistics.median(r[key] for r in results)
-                  for key in ("events_per_s", "p50_ms", "p99_ms", "peak_rss_mib")}
-        print(f"median of {args.runs}: {median['events_per_s']:,.0f} events/s, p50 {median['p50_ms']:.0f} ms, "
-              f"p99 {median['p99_ms']:.0f} ms, peak RSS {median['peak_rss_mib']:.0f} MiB "
-              f"({args.clients} clients x {args.batch_size}-event batches, {args.seconds:.0f} s)")
+        median = {
+            key: statistics.median(r[key] for r in results)
+            for key in ("events_per_s", "p50_ms", "p99_ms", "peak_rss_mib")
+        }
+        print(
+            f"median of {args.runs}: {median['events_per_s']:,.0f} events/s, p50 {median['p50_ms']:.0f} ms, "
+            f"p99 {median['p99_ms']:.0f} ms, peak RSS {median['peak_rss_mib']:.0f} MiB "
+            f"({args.clients} clients x {args.batch_size}-event batches, {args.seconds:.0f} s)"
+        )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """One event's enrichment columns, from its properties and what the request told us.
 
-Input: the event's raw properties, the request's `Agent`, the `Location` of the event's address,
-the referrer table. Output: `EventColumns`, the OpenPanel columns the enrichment stages fill,
+Input: the event's raw and flattened properties, the request's `Agent`, the `Location` of the
+event's address, the referrer table. Output: `EventColumns`, the OpenPanel columns the enrichment stages fill,
 plus the flat properties to store (with `__query.*` and `__hash` from the page URL).
 """
 
@@ -15,7 +15,6 @@ from appliance.enrich.geo import Location
 from appliance.enrich.location import parse_location
 from appliance.enrich.referrer import ReferrerTable, referrer_of
 from appliance.enrich.useragent import Agent, AgentKind
-from appliance.properties import flatten_properties
 
 # Client-sent overrides of the parsed user agent (SPEC §3.2), property → column.
 AGENT_OVERRIDES = {
@@ -51,11 +50,12 @@ class EventColumns(msgspec.Struct, kw_only=True):
     model: str
 
 
-def enrich(properties: dict[str, Any], agent: Agent, where: Location, referrers: ReferrerTable) -> EventColumns:
-    """The enrichment columns of one event."""
+def enrich(
+    properties: dict[str, Any], flat: dict[str, str], agent: Agent, where: Location, referrers: ReferrerTable
+) -> EventColumns:
+    """The enrichment columns of one event; `flat` (its stored properties) gains the page query."""
     page = parse_location(_text(properties.get("__path", properties.get("path"))))
     came_from = referrer_of(_text(properties.get("__referrer", properties.get("referrer"))), page, referrers)
-    flat = flatten_properties(properties)
     for name, value in page.query.items():
         flat[f"__query.{name}"] = value
     if page.hash:
