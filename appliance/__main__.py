@@ -40,6 +40,9 @@ def serve(settings: Settings) -> int:
         log_level="info",
         timeout_graceful_shutdown=int(settings.server.graceful_shutdown_seconds),
         server_header=False,
+        # uvicorn would rewrite the peer address from X-Forwarded-For for 127.0.0.1 on its own;
+        # forwarding headers are judged by `server.trusted_proxies` alone (appliance.enrich.client_ip).
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     # uvicorn handles SIGTERM/SIGINT itself, then re-raises the signal through the handler that
