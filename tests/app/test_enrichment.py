@@ -123,3 +123,12 @@ def test_unknown_agents_as_devices(tmp_path: Path) -> None:
         post(app, [track("tick")], **{"user-agent": "PlantController/2.4"})
         row = rows(app)["tick"]
         assert row["device"] == "embedded" and len(row["session_id"]) == 22
+
+
+def test_revenue_and_sdk_columns(app: AppClient) -> None:
+    post(app, [track("revenue", __revenue=1299, currency="EUR"), track("other")],
+         **{"openpanel-sdk-name": "node", "openpanel-sdk-version": "1.3.1"})
+    stored = dict(app.rows("SELECT name, revenue FROM events"))
+    assert stored == {"revenue": 1299, "other": 0}
+    assert app.rows("SELECT DISTINCT sdk_name, sdk_version FROM events") == [("node", "1.3.1")]
+    assert json.loads(app.rows("SELECT properties FROM events WHERE name = 'revenue'")[0][0]) == {"currency": "EUR"}
