@@ -9,7 +9,7 @@ place that maps errors to answers.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from typing import Any
@@ -23,6 +23,7 @@ from appliance.errors import GatewayError
 from appliance.gateway import Gateway
 from appliance.routes.health import healthz, readyz
 from appliance.routes.track import device_id, track, track_batch
+from appliance.scheduler import build_scheduler
 from appliance.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,17 +52,23 @@ def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Respon
     return _error_response(500, "internal error; nothing of this request was stored unless it was acknowledged")
 
 
-def create_app(settings: Settings) -> Litestar:
-    """Build the application for `settings`; resources open in the lifespan, not here."""
-    gateway = Gateway(settings)
+def create_app(settings: Settings, clock: Callable[[], int] | None = None) -> Litestar:
+    """Build the application for `settings`; resources open in the lifespan, not here.
+
+    `clock` (epoch milliseconds) replaces the wall clock, for tests that move time.
+    """
+    gateway = Gateway(settings, clock)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         gateway.open()
         app.state.gateway = gateway
+        scheduler = build_scheduler(gateway)
+        scheduler.start()
         try:
             yield
         finally:
+            scheduler.shutdown(wait=False)
             gateway.close()
 
     return Litestar(

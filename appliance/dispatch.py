@@ -1,11 +1,17 @@
-"""From validated events to the rows the writer stores (SPEC §5, §7).
+"""From validated events to the rows the writer stores: identity and three-way dispatch (SPEC §5, §7).
 
-Input: the request's context and its `ValidEvent`s. Output: a `WriteRequest` plus, for each
-event row, its position in the request, and the rows answered without storing (types this
-build does not store yet). Identity is derived here: device id from user agent, address,
-project and the daily salt; session id from the event's own time (the deterministic bucket of
-§5.2; live sessions that roll across bucket edges come with the sessions issue). Events from a
-server agent get no session. Each distinct address of a request is hashed and located once.
+Input: the request's context and its `ValidEvent`s. Output: a `WriteRequest`, the device and
+session id each item was given, and the live rows to record once committed. Every event takes
+exactly one path:
+
+- server (a server user agent): no session, unless its profile is in an active live session,
+  whose ids and enrichment it then borrows;
+- historical (older than the session timeout): the deterministic bucket session of its own time;
+  live state is neither read nor written;
+- live: the device's active live session if one existed before this request (the current or the
+  previous day's salt), else the bucket session; recorded as live activity after the commit.
+
+Each distinct address of a request is hashed and located once.
 """
 
 from __future__ import annotations
@@ -20,11 +26,15 @@ from appliance.enrich.geo import GeoLocator, Location
 from appliance.enrich.referrer import ReferrerTable
 from appliance.enrich.useragent import Agent, AgentKind
 from appliance.identity import device_id, event_id, session_id_for
-from appliance.outcomes import Reason, Rejection
+from appliance.sessions import LiveSession, LiveSessions
+from appliance.timestamps import parse_timestamp_ms
 from appliance.validate import ValidEvent
-from storage.rows import EventRow, ProfileUpsert, WriteRequest
+from storage.rows import EventRow, GroupUpsert, ProfileChange, ReplayChunk, WriteRequest
 
 _PROPERTIES_ENCODER = msgspec.json.Encoder(order="sorted")
+# Stored on identify as profile properties, as OpenPanel does.
+_PROFILE_CONTEXT = ("country", "city", "region", "os", "os_version", "browser", "browser_version",
+                    "device", "brand", "model")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +47,11 @@ class RequestContext:
     agent: Agent
     client_ip: str
     salt: str
+    previous_salt: str | None
     session_timeout_ms: int
     geo: GeoLocator
     referrers: ReferrerTable
+    live: LiveSessions
     sdk_name: str = ""
     sdk_version: str = ""
 
@@ -49,9 +61,8 @@ class Dispatched:
     """The rows of one request, and where each came from."""
 
     write: WriteRequest = field(default_factory=WriteRequest)
-    event_indices: list[int] = field(default_factory=list)  # item index of each event row
     identity_by_index: dict[int, tuple[str, str]] = field(default_factory=dict)
-    rejections: list[Rejection] = field(default_factory=list)
+    live_positions: list[int] = field(default_factory=list)  # positions in write.events
 
 
 def dispatch(context: RequestContext, events: list[ValidEvent]) -> Dispatched:
@@ -60,21 +71,66 @@ def dispatch(context: RequestContext, events: list[ValidEvent]) -> Dispatched:
     addresses = _Addresses(context)
     for event in events:
         ip = event.ip_override or context.client_ip
-        device = event.device_id_override or addresses.device_id(ip)
+        device, session, live = _identity(context, addresses, event, ip)
+        out.identity_by_index[event.index] = (device, session.session_id if session else "")
         match event.item:
             case wire.TrackItem():
-                row = _track_row(context, event, device, addresses.location(ip))
-                out.write.events.append(row)
-                out.event_indices.append(event.index)
+                row = _track_row(context, event, device, addresses.location(ip), session, live)
                 out.identity_by_index[event.index] = (row.device_id, row.session_id)
-            case wire.IdentifyItem(payload=payload):
-                out.write.profiles.append(_profile_upsert(context, event, payload))
-                out.identity_by_index[event.index] = (device, _session_id(context, event, device))
-            case _:
-                out.rejections.append(
-                    Rejection(event.index, Reason.INTERNAL, f"{event.kind}: not supported yet")
-                )
+                if live:
+                    out.live_positions.append(len(out.write.events))
+                out.write.events.append(row)
+            case wire.IdentifyItem(payload=p):
+                out.write.profile_changes.append(ProfileChange(
+                    index=event.index, kind="identify", project_id=context.project_id, id=str(event.profile_id),
+                    seen_at=event.event_ms, first_name=p.firstName or "", last_name=p.lastName or "",
+                    email=p.email or "", avatar=p.avatar or "",
+                    properties={**_profile_context(context, addresses.location(ip)), **event.flat_properties}))
+            case wire.IncrementItem(payload=p) | wire.DecrementItem(payload=p):
+                out.write.profile_changes.append(ProfileChange(
+                    index=event.index, kind=event.kind, project_id=context.project_id,  # type: ignore[arg-type]
+                    id=str(event.profile_id), seen_at=event.event_ms, property=p.property, amount=float(p.value)))
+            case wire.AssignGroupItem(payload=p):
+                out.write.profile_changes.append(ProfileChange(
+                    index=event.index, kind="assign_groups", project_id=context.project_id,
+                    id=event.profile_id or device, seen_at=event.event_ms, groups=list(p.groupIds)))
+            case wire.GroupItem(payload=p):
+                out.write.groups.append(GroupUpsert(project_id=context.project_id, id=p.id, type=p.type, name=p.name,
+                                                    properties=event.flat_properties, seen_at=event.event_ms))
+            case wire.ReplayItem(payload=p):
+                out.write.replays.append(ReplayChunk(
+                    project_id=context.project_id, session_id=session.session_id if session else "",
+                    chunk_index=p.chunk_index, started_at=parse_timestamp_ms(p.started_at) or event.event_ms,
+                    ended_at=parse_timestamp_ms(p.ended_at) or event.event_ms, events_count=p.events_count,
+                    is_full_snapshot=p.is_full_snapshot, payload=p.payload, received_at=context.received_ms))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Session:
+    session_id: str
+    borrowed_from: LiveSession | None = None
+
+
+def _identity(context: RequestContext, addresses: _Addresses, event: ValidEvent,
+              ip: str) -> tuple[str, _Session | None, bool]:
+    """(device id, session or None, whether the event is live) for one event."""
+    device = event.device_id_override or addresses.device_id(ip, context.salt)
+    project, event_ms = context.project_id, event.event_ms
+    if context.agent.kind is AgentKind.SERVER:
+        profile_session = context.live.for_profile(project, event.profile_id, event_ms) if event.profile_id else None
+        if profile_session is None:
+            return device, None, False
+        return profile_session.device_id, _Session(profile_session.session_id, profile_session), False
+    if context.received_ms - event_ms > context.session_timeout_ms:  # historical
+        return device, _Session(session_id_for(project, device, event_ms, context.session_timeout_ms)), False
+    live = context.live.for_device(project, device, event_ms)
+    if live is None and context.previous_salt and not event.device_id_override:
+        # The daily salt rotated during a visit: the session continues under yesterday's device id.
+        live = context.live.for_device(project, addresses.device_id(ip, context.previous_salt), event_ms)
+    if live is not None:
+        return live.device_id, _Session(live.session_id), True
+    return device, _Session(session_id_for(project, device, event_ms, context.session_timeout_ms)), True
 
 
 class _Addresses:
@@ -82,15 +138,14 @@ class _Addresses:
 
     def __init__(self, context: RequestContext) -> None:
         self._context = context
-        self._devices: dict[str, str] = {}
+        self._devices: dict[tuple[str, str], str] = {}
         self._locations: dict[str, Location] = {}
 
-    def device_id(self, ip: str) -> str:
-        device = self._devices.get(ip)
+    def device_id(self, ip: str, salt: str) -> str:
+        device = self._devices.get((ip, salt))
         if device is None:
             context = self._context
-            device = device_id(context.user_agent, ip, context.project_id, context.salt)
-            self._devices[ip] = device
+            device = self._devices[(ip, salt)] = device_id(context.user_agent, ip, context.project_id, salt)
         return device
 
     def location(self, ip: str) -> Location:
@@ -100,27 +155,22 @@ class _Addresses:
         return where
 
 
-def _session_id(context: RequestContext, event: ValidEvent, device: str) -> str:
-    if context.agent.kind is AgentKind.SERVER:
-        return ""
-    return session_id_for(context.project_id, device, event.event_ms, context.session_timeout_ms)
-
-
-def _track_row(context: RequestContext, event: ValidEvent, device: str, where: Location) -> EventRow:
+def _track_row(context: RequestContext, event: ValidEvent, device: str, where: Location,
+               session: _Session | None, live: bool) -> EventRow:
     assert isinstance(event.item, wire.TrackItem)
     payload = event.item.payload
     columns = enrich(event.properties, dict(event.flat_properties), context.agent, where, context.referrers)
-    return EventRow(
+    row = EventRow(
         id=str(event_id(context.project_id, event.insert_id)),
         id_from_client=event.insert_id is not None,
         name=payload.name,
         project_id=context.project_id,
         device_id=device,
         profile_id=event.profile_id or device,
-        session_id=_session_id(context, event, device),
+        session_id=session.session_id if session else "",
         created_at=event.event_ms,
         received_at=context.received_ms,
-        properties=_encode(columns.properties),
+        properties=_PROPERTIES_ENCODER.encode(columns.properties).decode(),
         groups=payload.groups,
         sdk_name=context.sdk_name,
         sdk_version=context.sdk_version,
@@ -142,22 +192,16 @@ def _track_row(context: RequestContext, event: ValidEvent, device: str, where: L
         device=columns.device,
         brand=columns.brand,
         model=columns.model,
+        session_is_live=live,
     )
+    if session is not None and session.borrowed_from is not None:
+        row = msgspec.structs.replace(row, **session.borrowed_from.borrowed)
+    return row
 
 
-def _profile_upsert(context: RequestContext, event: ValidEvent, payload: wire.IdentifyPayload) -> ProfileUpsert:
-    assert event.profile_id is not None  # required for identify, checked by validation
-    return ProfileUpsert(
-        project_id=context.project_id,
-        id=event.profile_id,
-        first_name=payload.firstName or "",
-        last_name=payload.lastName or "",
-        email=payload.email or "",
-        avatar=payload.avatar or "",
-        properties=event.flat_properties,
-        seen_at=event.event_ms,
-    )
-
-
-def _encode(properties: dict[str, str]) -> str:
-    return _PROPERTIES_ENCODER.encode(properties).decode()
+def _profile_context(context: RequestContext, where: Location) -> dict[str, str]:
+    agent = context.agent
+    values = {"country": where.country, "city": where.city, "region": where.region, "os": agent.os,
+              "os_version": agent.os_version, "browser": agent.browser, "browser_version": agent.browser_version,
+              "device": agent.device, "brand": agent.brand, "model": agent.model}
+    return {name: values[name] for name in _PROFILE_CONTEXT if values[name]}

@@ -42,12 +42,6 @@ class UnsupportedMediaType(GatewayError):
     status_code = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
 
 
-class NotSupportedYet(GatewayError):
-    """A valid event of a type this build does not store yet; resending later is safe."""
-
-    status_code = HTTPStatus.NOT_IMPLEMENTED
-
-
 class ServiceUnavailable(GatewayError):
     """The gateway cannot store events right now (disk cap, writer down); retry later."""
 

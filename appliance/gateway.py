@@ -1,8 +1,10 @@
 """The gateway's long-lived parts and their lifecycle (DESIGN: "a written lifecycle").
 
-`Gateway.open()` starts them in order (geo database, user-agent parser, referrer table, then the
-storage writer), `close()` stops them in reverse after in-flight requests have finished. Route
-handlers reach them through `request.app.state.gateway`; nothing here is created at import time.
+`Gateway.open()` starts them in order (geo database, user-agent parser, referrer table, the
+storage writer with its diskcache locks, live session state), `close()` stops them in reverse
+after in-flight requests have finished; the app's lifespan starts the scheduler after `open()`
+and stops it before `close()`. Route handlers reach them through `request.app.state.gateway`;
+nothing here is created at import time. Time comes from `clock` (epoch ms), so tests can move it.
 """
 
 from __future__ import annotations
@@ -10,15 +12,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 
 from appliance.capacity import DiskGuard
 from appliance.enrich.client_ip import IPNetwork, parse_networks
 from appliance.enrich.geo import GeoLocator
 from appliance.enrich.referrer import ReferrerTable
 from appliance.enrich.useragent import classify
+from appliance.sessions import LiveSessions
 from appliance.settings import ProjectSettings, Settings
 from appliance.timestamps import DAY_MS
-from storage.database import salts_for
 from storage.writer import StorageWriter
 
 log = logging.getLogger(__name__)
@@ -27,16 +30,16 @@ log = logging.getLogger(__name__)
 class Gateway:
     """Settings plus the open resources every request needs."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], int] | None = None) -> None:
         self.settings = settings
+        self.clock: Callable[[], int] = clock or (lambda: time.time_ns() // 1_000_000)
         self.projects: dict[str, ProjectSettings] = settings.project_by_client_id()
         self.session_timeout_ms = settings.sessions.timeout_minutes * 60_000
         acceptance_window_ms = settings.limits.max_event_age_days * DAY_MS + self.session_timeout_ms
         self.writer = StorageWriter(
-            settings.storage.path,
-            duplicate_window_ms=acceptance_window_ms,
-            checkpoint_wal_bytes=settings.storage.checkpoint_wal_bytes,
+            settings.storage.path, cache_dir=settings.storage.cache_dir, duplicate_window_ms=acceptance_window_ms
         )
+        self.live = LiveSessions(self.session_timeout_ms)
         self.disk = DiskGuard(
             settings.storage.path,
             max_disk_bytes=settings.storage.max_disk_bytes,
@@ -45,7 +48,7 @@ class Gateway:
         self.trusted_proxies: tuple[IPNetwork, ...] = parse_networks(settings.server.trusted_proxies)
         self._geo: GeoLocator | None = None
         self._referrers: ReferrerTable | None = None
-        self._salts: dict[dt.date, str] = {}
+        self._salts: dict[dt.date, tuple[str, str | None]] = {}
         self.started_at = time.time()
 
     @property
@@ -65,8 +68,13 @@ class Gateway:
         classify("Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0")  # builds the parser now, not on a request
         self._referrers = ReferrerTable.bundled()
         self.writer.start()
-        log.info("storage open at %s; geo database: %s", self.settings.storage.path,
-                 self.settings.geo.database or "none (LAN addresses get the [site] location)")
+        reader = self.writer.reader()
+        try:
+            live = self.live.load(reader, self.clock())
+        finally:
+            reader.close()
+        log.info("storage open at %s (%d live sessions resumed); geo database: %s", self.settings.storage.path,
+                 live, self.settings.geo.database or "none (LAN addresses get the [site] location)")
 
     def close(self) -> None:
         """Commit what is queued, checkpoint and close the file, then the readers."""
@@ -75,12 +83,32 @@ class Gateway:
             self._geo.close()
         log.info("storage closed")
 
-    async def salt_for(self, received_ms: int) -> str:
-        """The daily device-id salt of the day `received_ms` falls in (created on first use)."""
+    async def salts_for(self, received_ms: int) -> tuple[str, str | None]:
+        """The device-id salt of the UTC day `received_ms` falls in (created on first use), and
+        the previous day's, under which a visit that spans midnight keeps its session."""
         day = dt.datetime.fromtimestamp(received_ms / 1000, tz=dt.UTC).date()
-        salt = self._salts.get(day)
-        if salt is None:
-            current, _previous = await self.writer.call(lambda connection: salts_for(connection, day))
-            self._salts = {day: current}
-            return current
-        return salt
+        salts = self._salts.get(day)
+        if salts is None:
+            salts = await self.writer.call(lambda store: store.salts_for(day))
+            self._salts = {day: salts}
+        return salts
+
+    # ---- scheduled jobs (appliance.scheduler) ----------------------------------------------------
+
+    async def close_quiet_sessions(self) -> int:
+        """Emit `session_end` for every session quiet for the timeout; returns how many closed."""
+        now = self.clock()
+        closed = await self.writer.call(lambda store: store.close_sessions(now, self.session_timeout_ms))
+        self.live.forget_quiet(now)
+        if closed:
+            log.info("closed %d sessions", closed)
+        return closed
+
+    async def checkpoint(self) -> None:
+        """Checkpoint DuckDB between commits once its WAL has grown past the threshold."""
+        threshold = self.settings.storage.checkpoint_wal_bytes
+        await self.writer.call(lambda store: store.checkpoint_if_due(threshold))
+
+    async def rotate_salt(self) -> None:
+        """Create the new day's salt at midnight UTC, before the day's first request needs it."""
+        await self.salts_for(self.clock())

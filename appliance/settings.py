@@ -47,6 +47,7 @@ class StorageSettings(_Section, frozen=True):
     max_disk_bytes: Annotated[int, msgspec.Meta(ge=0)] = 0
     min_free_disk_bytes: Annotated[int, msgspec.Meta(ge=0)] = 256 * 1024 * 1024
     checkpoint_wal_bytes: Annotated[int, msgspec.Meta(ge=1024 * 1024)] = 64 * 1024 * 1024
+    checkpoint_interval_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
 
 
 class LimitSettings(_Section, frozen=True):
@@ -58,6 +59,7 @@ class LimitSettings(_Section, frozen=True):
 
 class SessionSettings(_Section, frozen=True):
     timeout_minutes: Annotated[int, msgspec.Meta(ge=1, le=24 * 60)] = 30
+    close_interval_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
 
 
 class GeoSettings(_Section, frozen=True):

@@ -6,6 +6,8 @@ the column names of `storage.schema`; times are epoch milliseconds (UTC).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 
 
@@ -45,19 +47,55 @@ class EventRow(msgspec.Struct, kw_only=True):
     brand: str = ""
     model: str = ""
     imported_at: int | None = None
+    # Not a column: whether the row's session is a live one (SPEC §5.3), kept on the session row.
+    session_is_live: bool = False
 
 
-class ProfileUpsert(msgspec.Struct, kw_only=True):
-    """An `identify`: non-empty fields overwrite, properties merge, `created_at` is kept."""
+ProfileChangeKind = Literal["identify", "increment", "decrement", "assign_groups"]
 
+
+class ProfileChange(msgspec.Struct, kw_only=True):
+    """One change to a profile; a request's changes apply in item order (SPEC §7).
+
+    identify: non-empty fields overwrite, properties merge, `created_at` is kept.
+    increment/decrement: `property` (a flat key) changes by `amount`; the profile must exist.
+    assign_groups: `groups` are added to the profile, which is created when missing.
+    """
+
+    index: int
+    kind: ProfileChangeKind
     project_id: str
     id: str
+    seen_at: int
     first_name: str = ""
     last_name: str = ""
     email: str = ""
     avatar: str = ""
     properties: dict[str, str] = {}
+    property: str = ""
+    amount: float = 0
+    groups: list[str] = []
+
+
+class GroupUpsert(msgspec.Struct, kw_only=True):
+    project_id: str
+    id: str
+    type: str
+    name: str
+    properties: dict[str, str]
     seen_at: int
+
+
+class ReplayChunk(msgspec.Struct, kw_only=True):
+    project_id: str
+    session_id: str
+    chunk_index: int
+    started_at: int
+    ended_at: int
+    events_count: int
+    is_full_snapshot: bool
+    payload: str
+    received_at: int
 
 
 class StoredIds(msgspec.Struct, frozen=True):
@@ -71,10 +109,14 @@ class WriteRequest(msgspec.Struct, kw_only=True):
     """Everything one HTTP request stores; committed together or not at all."""
 
     events: list[EventRow] = []
-    profiles: list[ProfileUpsert] = []
+    profile_changes: list[ProfileChange] = []
+    groups: list[GroupUpsert] = []
+    replays: list[ReplayChunk] = []
 
 
 class WriteResult(msgspec.Struct, kw_only=True):
-    """Which of a request's event rows were duplicates, by position in `WriteRequest.events`."""
+    """Per request: duplicate event rows (by position in `events`) and rows refused on stored
+    state (by item index, with the `validation` message, e.g. increment of an unknown profile)."""
 
     duplicates: dict[int, StoredIds]
+    rejected: dict[int, str] = {}

@@ -73,8 +73,83 @@ PROFILE_COLUMNS: tuple[Column, ...] = (
     Column("updated_at", "TIMESTAMP NOT NULL", pa.timestamp("ms")),
 )
 
+# Added by migration 2: the groups a profile was assigned to (`assign_group`).
+PROFILE_GROUPS = Column("groups", "VARCHAR[] NOT NULL DEFAULT []", pa.list_(pa.string()))
+
+# One row per session (SPEC §7), kept current as events arrive. `ended_at` is always the last
+# event's time; `closed` says whether the session's `session_end` has been emitted.
+SESSION_COLUMNS: tuple[Column, ...] = (
+    Column("seq", "BIGINT NOT NULL", pa.int64()),
+    Column("id", "VARCHAR NOT NULL PRIMARY KEY", pa.string()),
+    Column("project_id", *_TEXT),
+    Column("device_id", *_TEXT),
+    Column("profile_id", *_TEXT),
+    Column("created_at", "TIMESTAMP NOT NULL", pa.timestamp("ms")),
+    Column("ended_at", "TIMESTAMP NOT NULL", pa.timestamp("ms")),
+    Column("duration", "UBIGINT NOT NULL DEFAULT 0", pa.uint64()),
+    Column("event_count", "BIGINT NOT NULL DEFAULT 0", pa.int64()),
+    Column("screen_view_count", "BIGINT NOT NULL DEFAULT 0", pa.int64()),
+    Column("is_bounce", "BOOLEAN NOT NULL DEFAULT true", pa.bool_()),
+    Column("entry_path", *_TEXT),
+    Column("entry_origin", *_TEXT),
+    Column("exit_path", *_TEXT),
+    Column("exit_origin", *_TEXT),
+    Column("referrer", *_TEXT),
+    Column("referrer_name", *_TEXT),
+    Column("referrer_type", *_TEXT),
+    Column("utm_source", *_TEXT),
+    Column("utm_medium", *_TEXT),
+    Column("utm_campaign", *_TEXT),
+    Column("utm_content", *_TEXT),
+    Column("utm_term", *_TEXT),
+    Column("country", *_TEXT),
+    Column("region", *_TEXT),
+    Column("city", *_TEXT),
+    Column("longitude", "DOUBLE", pa.float64()),
+    Column("latitude", "DOUBLE", pa.float64()),
+    Column("os", *_TEXT),
+    Column("os_version", *_TEXT),
+    Column("browser", *_TEXT),
+    Column("browser_version", *_TEXT),
+    Column("device", *_TEXT),
+    Column("brand", *_TEXT),
+    Column("model", *_TEXT),
+    Column("revenue", "UBIGINT NOT NULL DEFAULT 0", pa.uint64()),
+    Column("groups", "VARCHAR[] NOT NULL DEFAULT []", pa.list_(pa.string())),
+    Column("is_live", "BOOLEAN NOT NULL", pa.bool_()),
+    Column("closed", "BOOLEAN NOT NULL DEFAULT false", pa.bool_()),
+    Column("last_received_at", "TIMESTAMP NOT NULL", pa.timestamp("ms")),
+)
+
+GROUP_COLUMNS: tuple[Column, ...] = (
+    Column("seq", "BIGINT NOT NULL", pa.int64()),
+    Column("project_id", "VARCHAR NOT NULL", pa.string()),
+    Column("id", "VARCHAR NOT NULL", pa.string()),
+    Column("type", *_TEXT),
+    Column("name", *_TEXT),
+    Column("properties", "VARCHAR NOT NULL DEFAULT '{}'", pa.string()),
+    Column("created_at", "TIMESTAMP NOT NULL", pa.timestamp("ms")),
+    Column("updated_at", "TIMESTAMP NOT NULL", pa.timestamp("ms")),
+)
+
+REPLAY_COLUMNS: tuple[Column, ...] = (
+    Column("seq", "BIGINT NOT NULL", pa.int64()),
+    Column("project_id", "VARCHAR NOT NULL", pa.string()),
+    Column("session_id", "VARCHAR NOT NULL", pa.string()),
+    Column("chunk_index", "USMALLINT NOT NULL", pa.uint16()),
+    Column("started_at", "TIMESTAMP NOT NULL", pa.timestamp("ms")),
+    Column("ended_at", "TIMESTAMP NOT NULL", pa.timestamp("ms")),
+    Column("events_count", "UINTEGER NOT NULL", pa.uint32()),
+    Column("is_full_snapshot", "BOOLEAN NOT NULL", pa.bool_()),
+    Column("payload", "VARCHAR NOT NULL", pa.string()),
+    Column("received_at", "TIMESTAMP NOT NULL", pa.timestamp("ms")),
+)
+
 EVENT_ARROW_SCHEMA = pa.schema([(c.name, c.arrow_type) for c in EVENT_COLUMNS])
-PROFILE_ARROW_SCHEMA = pa.schema([(c.name, c.arrow_type) for c in PROFILE_COLUMNS])
+PROFILE_ARROW_SCHEMA = pa.schema([(c.name, c.arrow_type) for c in (*PROFILE_COLUMNS, PROFILE_GROUPS)])
+SESSION_ARROW_SCHEMA = pa.schema([(c.name, c.arrow_type) for c in SESSION_COLUMNS])
+GROUP_ARROW_SCHEMA = pa.schema([(c.name, c.arrow_type) for c in GROUP_COLUMNS])
+REPLAY_ARROW_SCHEMA = pa.schema([(c.name, c.arrow_type) for c in REPLAY_COLUMNS])
 
 
 def _create_table(name: str, columns: tuple[Column, ...], extra: str = "") -> str:
@@ -89,5 +164,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         _create_table("events", EVENT_COLUMNS),
         _create_table("profiles", PROFILE_COLUMNS, ",\n  PRIMARY KEY (project_id, id)"),
         "CREATE TABLE IF NOT EXISTS salts (day DATE PRIMARY KEY, salt VARCHAR NOT NULL)",
+    ),
+    (
+        f"ALTER TABLE profiles ADD COLUMN {PROFILE_GROUPS.name} {PROFILE_GROUPS.sql_type}",
+        _create_table("sessions", SESSION_COLUMNS),
+        _create_table("groups", GROUP_COLUMNS, ",\n  PRIMARY KEY (project_id, id)"),
+        _create_table(
+            "session_replay_chunks", REPLAY_COLUMNS, ",\n  PRIMARY KEY (project_id, session_id, chunk_index)"
+        ),
     ),
 )

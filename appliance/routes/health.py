@@ -10,6 +10,7 @@ from litestar import Request, Response, get
 
 from appliance import wire
 from appliance.gateway import Gateway
+from storage.store import Store
 from storage.writer import WriterStopped
 
 # More requests than this waiting for the writer means it is not keeping up.
@@ -53,5 +54,5 @@ async def _not_ready_reason(gateway: Gateway) -> str | None:
     return None
 
 
-def _ping(connection: duckdb.DuckDBPyConnection) -> None:
-    connection.execute("SELECT count(*) FROM schema_migrations").fetchone()
+def _ping(store: Store) -> None:
+    store.connection.execute("SELECT count(*) FROM schema_migrations").fetchone()

@@ -7,7 +7,6 @@ answer only after the writer has committed them.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import duckdb
@@ -17,10 +16,10 @@ from litestar import Request, Response, get, post
 from appliance import wire
 from appliance.auth import authenticate
 from appliance.body import read_body
-from appliance.dispatch import RequestContext, dispatch
+from appliance.dispatch import Dispatched, RequestContext, dispatch
 from appliance.enrich.client_ip import client_address
 from appliance.enrich.useragent import AgentKind, classify
-from appliance.errors import BadRequest, NotSupportedYet, ServiceUnavailable, StorageFailed
+from appliance.errors import BadRequest, ServiceUnavailable, StorageFailed
 from appliance.gateway import Gateway
 from appliance.identity import device_id as derive_device_id
 from appliance.identity import session_id_for
@@ -28,7 +27,7 @@ from appliance.outcomes import Reason, Rejection
 from appliance.settings import ProjectSettings
 from appliance.timestamps import TimeWindow
 from appliance.validate import ValidEvent, validate_item
-from storage.rows import WriteRequest, WriteResult
+from storage.rows import WriteResult
 from storage.writer import WriterStopped
 
 _JSON = "application/json"
@@ -55,16 +54,19 @@ async def _context(
 ) -> RequestContext:
     headers = request.headers
     user_agent = headers.get("user-agent", "")
+    salt, previous_salt = await gateway.salts_for(received_ms)
     return RequestContext(
         project_id=project.id,
         received_ms=received_ms,
         user_agent=user_agent,
         agent=classify(user_agent, project.unknown_agents == "device"),
         client_ip=client_address(request.client.host if request.client else "", headers, gateway.trusted_proxies),
-        salt=await gateway.salt_for(received_ms),
+        salt=salt,
+        previous_salt=previous_salt,
         session_timeout_ms=gateway.session_timeout_ms,
         geo=gateway.geo,
         referrers=gateway.referrers,
+        live=gateway.live,
         sdk_name=headers.get("openpanel-sdk-name", ""),
         sdk_version=headers.get("openpanel-sdk-version", ""),
     )
@@ -93,20 +95,24 @@ def _window(gateway: Gateway, received_ms: int) -> TimeWindow:
     return TimeWindow(received_ms, limits.max_event_age_days, limits.future_tolerance_seconds)
 
 
-async def _store(gateway: Gateway, write: WriteRequest) -> WriteResult:
+async def _store(gateway: Gateway, dispatched: Dispatched) -> WriteResult:
+    """Commit a request's rows; then its new live rows extend the live sessions (SPEC §5.3)."""
     try:
-        return await gateway.writer.write(write)
+        result = await gateway.writer.write(dispatched.write)
     except WriterStopped as exc:
         raise ServiceUnavailable(f"storage: {exc}; nothing was stored") from exc
     except duckdb.Error as exc:
         raise StorageFailed(f"storage: commit failed ({type(exc).__name__}); nothing was stored, resend") from exc
+    events = dispatched.write.events
+    gateway.live.record([events[p] for p in dispatched.live_positions if p not in result.duplicates])
+    return result
 
 
 @post("/track", status_code=200)
 async def track(request: Request[Any, Any, Any]) -> Response[bytes]:
     """One event; `200 {deviceId, sessionId}` once it is stored (or was stored before)."""
-    received_ms = time.time_ns() // 1_000_000
     gateway = _gateway(request)
+    received_ms = gateway.clock()
     project = _authenticate(request, gateway)
     body = await _accept_body(request, gateway)
     outcome = validate_item(0, body, _window(gateway, received_ms))
@@ -117,9 +123,9 @@ async def track(request: Request[Any, Any, Any]) -> Response[bytes]:
         bot = {"name": context.agent.browser, "userAgent": context.user_agent}
         return _json({"bot": bot}, 202)
     dispatched = dispatch(context, [outcome])
-    if dispatched.rejections:
-        raise NotSupportedYet(dispatched.rejections[0].error)
-    result = await _store(gateway, dispatched.write)
+    result = await _store(gateway, dispatched)
+    if 0 in result.rejected:
+        raise BadRequest(result.rejected[0])
     device, session = dispatched.identity_by_index[0]
     if 0 in result.duplicates:
         stored = result.duplicates[0]
@@ -130,8 +136,8 @@ async def track(request: Request[Any, Any, Any]) -> Response[bytes]:
 @post("/track/batch", status_code=202)
 async def track_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Up to `max_batch_events` events, each answered on its own (SPEC §3.4)."""
-    received_ms = time.time_ns() // 1_000_000
     gateway = _gateway(request)
+    received_ms = gateway.clock()
     project = _authenticate(request, gateway)
     body = await _accept_body(request, gateway)
     items = _decode_envelope(body, gateway.settings.limits.max_batch_events)
@@ -148,11 +154,11 @@ async def track_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
         rejected.extend(_bot_rejections(context, valid))
         valid = []
     dispatched = dispatch(context, valid)
-    rejected.extend(dispatched.rejections)
-    result = await _store(gateway, dispatched.write)
+    result = await _store(gateway, dispatched)
+    rejected.extend(Rejection(index, Reason.VALIDATION, message) for index, message in result.rejected.items())
 
     duplicates = len(result.duplicates)
-    accepted = len(valid) - len(dispatched.rejections) - duplicates
+    accepted = len(valid) - len(result.rejected) - duplicates
     if accepted + duplicates + len(rejected) != len(items):  # an outcome was lost: never answer that
         raise AssertionError("outcomes do not add up to the events received")
     rejected.sort(key=lambda rejection: rejection.index)
@@ -190,8 +196,8 @@ def _decode_envelope(body: bytes, max_events: int) -> list[msgspec.Raw]:
 @get("/track/device-id")
 async def device_id(request: Request[Any, Any, Any]) -> Response[bytes]:
     """The device and session id the gateway derives for the caller right now."""
-    received_ms = time.time_ns() // 1_000_000
     gateway = _gateway(request)
+    received_ms = gateway.clock()
     project = _authenticate(request, gateway)
     context = await _context(request, gateway, project, received_ms)
     device = derive_device_id(context.user_agent, context.client_ip, project.id, context.salt)

@@ -15,7 +15,7 @@ NOW_MS = 1_780_920_000_000
 
 def row(name: str, event_id: str, revenue: int = 0) -> EventRow:
     return EventRow(id=event_id, id_from_client=True, name=name, project_id="p", device_id="d",
-                    profile_id="d", session_id="s", created_at=NOW_MS, received_at=NOW_MS, revenue=revenue)
+                    profile_id="d", session_id="", created_at=NOW_MS, received_at=NOW_MS, revenue=revenue)
 
 
 def uuid_for(number: int) -> str:
@@ -31,7 +31,7 @@ def count(writer: StorageWriter) -> int:
 
 
 def test_a_failing_request_does_not_fail_its_group(tmp_path: Path) -> None:
-    writer = StorageWriter(str(tmp_path / "g.duckdb"), duplicate_window_ms=10**9, checkpoint_wal_bytes=2**30)
+    writer = StorageWriter(str(tmp_path / "g.duckdb"), cache_dir=str(tmp_path / "cache"), duplicate_window_ms=10**9)
     writer.start()
 
     async def scenario() -> list[object]:
@@ -54,7 +54,7 @@ def test_a_failing_request_does_not_fail_its_group(tmp_path: Path) -> None:
 def test_sequence_continues_after_restart(tmp_path: Path) -> None:
     path = str(tmp_path / "g.duckdb")
     for attempt in range(2):
-        writer = StorageWriter(path, duplicate_window_ms=10**9, checkpoint_wal_bytes=2**30)
+        writer = StorageWriter(path, cache_dir=str(tmp_path / "cache"), duplicate_window_ms=10**9)
         writer.start()
         try:
             asyncio.run(writer.write(WriteRequest(events=[row("e", uuid_for(attempt * 10 + i)) for i in range(3)])))
@@ -69,7 +69,7 @@ def test_sequence_continues_after_restart(tmp_path: Path) -> None:
 def test_writing_after_stop_is_refused(tmp_path: Path) -> None:
     from storage.writer import WriterStopped
 
-    writer = StorageWriter(str(tmp_path / "g.duckdb"), duplicate_window_ms=10**9, checkpoint_wal_bytes=2**30)
+    writer = StorageWriter(str(tmp_path / "g.duckdb"), cache_dir=str(tmp_path / "cache"), duplicate_window_ms=10**9)
     writer.start()
     writer.stop()
     with pytest.raises(WriterStopped):

@@ -1,0 +1,43 @@
+"""Scheduled jobs (APScheduler 3.x, on the app's event loop): session closer, checkpoints, salts.
+
+Started by the app's lifespan after the gateway has opened, shut down before it closes. Jobs
+never overlap (`max_instances=1`, missed runs coalesce) and never run in a request; each one
+does its database work through the writer thread, between commits. A failing job is logged and
+runs again at its next time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from appliance.gateway import Gateway
+
+log = logging.getLogger(__name__)
+
+
+def _guarded(name: str, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        try:
+            await job()
+        except Exception:  # the job wrapper: log, keep the schedule
+            log.exception("scheduled job %s failed; it runs again at its next time", name)
+
+    return run
+
+
+def build_scheduler(gateway: Gateway) -> AsyncIOScheduler:
+    """The gateway's jobs, not yet started."""
+    settings = gateway.settings
+    scheduler = AsyncIOScheduler(timezone=dt.UTC, job_defaults={"max_instances": 1, "coalesce": True})
+    scheduler.add_job(_guarded("session-closer", gateway.close_quiet_sessions), "interval",
+                      seconds=settings.sessions.close_interval_seconds, id="session-closer")
+    scheduler.add_job(_guarded("checkpoint", gateway.checkpoint), "interval",
+                      seconds=settings.storage.checkpoint_interval_seconds, id="checkpoint")
+    scheduler.add_job(_guarded("salt-rotation", gateway.rotate_salt), "cron", hour=0, minute=0, second=0,
+                      id="salt-rotation")
+    return scheduler

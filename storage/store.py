@@ -1,0 +1,294 @@
+"""What one write transaction does (SPEC §7, §8); run only on the writer thread.
+
+Input: the `WriteRequest`s of one group commit. Output: every row stored in one DuckDB
+transaction, and per request which events were duplicates and which rows were refused on stored
+state. Inside the transaction: duplicate events are dropped, sessions seen for the first time
+get their one `session_start` (checked against the `sessions` table and claimed in the diskcache
+lock), session aggregates are merged, profile changes applied in order, groups and replay chunks
+upserted. The session closer runs here too, so it never races a commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import time
+from typing import Any
+
+import duckdb
+import msgspec
+import pyarrow as pa
+
+from storage.database import salts_for
+from storage.locks import SessionStartLocks
+from storage.profiles import apply_profile_changes
+from storage.rows import EventRow, StoredIds, WriteRequest, WriteResult
+from storage.schema import (
+    EVENT_ARROW_SCHEMA,
+    EVENT_COLUMNS,
+    GROUP_ARROW_SCHEMA,
+    REPLAY_ARROW_SCHEMA,
+    SESSION_ARROW_SCHEMA,
+    SESSION_COLUMNS,
+)
+from storage.sessions import session_deltas, session_end_row, session_start_row
+
+log = logging.getLogger(__name__)
+
+_EVENT_FIELDS = [c.name for c in EVENT_COLUMNS if c.name != "seq"]
+_ENCODE = msgspec.json.Encoder(order="sorted")
+_SEQUENCED_TABLES = ("events", "profiles", "sessions", "groups", "session_replay_chunks")
+
+# How a partial session aggregate merges into the stored row. The CASE expressions read the
+# row as it was before this statement, so entry/exit follow whichever side is earlier/later.
+_SESSION_MERGE = """
+    seq = excluded.seq,
+    profile_id = CASE WHEN excluded.profile_id <> excluded.device_id THEN excluded.profile_id
+                      ELSE sessions.profile_id END,
+    created_at = least(sessions.created_at, excluded.created_at),
+    ended_at = greatest(sessions.ended_at, excluded.ended_at),
+    duration = epoch_ms(greatest(sessions.ended_at, excluded.ended_at))
+             - epoch_ms(least(sessions.created_at, excluded.created_at)),
+    event_count = sessions.event_count + excluded.event_count,
+    screen_view_count = sessions.screen_view_count + excluded.screen_view_count,
+    is_bounce = sessions.screen_view_count + excluded.screen_view_count <= 1,
+    entry_path = CASE WHEN excluded.created_at < sessions.created_at THEN excluded.entry_path
+                      ELSE sessions.entry_path END,
+    entry_origin = CASE WHEN excluded.created_at < sessions.created_at THEN excluded.entry_origin
+                        ELSE sessions.entry_origin END,
+    exit_path = CASE WHEN excluded.ended_at >= sessions.ended_at THEN excluded.exit_path
+                     ELSE sessions.exit_path END,
+    exit_origin = CASE WHEN excluded.ended_at >= sessions.ended_at THEN excluded.exit_origin
+                       ELSE sessions.exit_origin END,
+    revenue = sessions.revenue + excluded.revenue,
+    groups = list_distinct(list_concat(sessions.groups, excluded.groups)),
+    is_live = sessions.is_live OR excluded.is_live,
+    last_received_at = greatest(sessions.last_received_at, excluded.last_received_at)
+"""
+
+
+class Sequences:
+    """Monotonic per-table sequence numbers (the sync watermark), handed out by the writer."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+        self._next: dict[str, int] = {}
+        for table in _SEQUENCED_TABLES:
+            row = connection.execute(f"SELECT coalesce(max(seq), 0) FROM {table}").fetchone()  # noqa: S608
+            self._next[table] = (int(row[0]) if row else 0) + 1
+
+    def take(self, table: str, count: int) -> int:
+        """The first of `count` new numbers for `table`."""
+        first = self._next[table]
+        self._next[table] += count
+        return first
+
+    def snapshot(self) -> dict[str, int]:
+        return dict(self._next)
+
+    def restore(self, snapshot: dict[str, int]) -> None:
+        self._next = dict(snapshot)
+
+
+class Store:
+    """The writer thread's view of the database."""
+
+    def __init__(self, path: str, connection: duckdb.DuckDBPyConnection, locks: SessionStartLocks,
+                 duplicate_window_ms: int) -> None:
+        self.path = path
+        self.connection = connection
+        self.locks = locks
+        self._duplicate_window_ms = duplicate_window_ms
+        self.sequences = Sequences(connection)
+
+    # ---- one group commit --------------------------------------------------------------------
+
+    def commit(self, requests: list[WriteRequest]) -> list[WriteResult]:
+        """Store a group of requests in one transaction."""
+        claimed: list[tuple[str, str]] = []
+        before = self.sequences.snapshot()
+        self.connection.execute("BEGIN")
+        try:
+            results, new_rows = self._drop_duplicates(requests)
+            self._store_events_and_sessions(new_rows, claimed)
+            for request, result in zip(requests, results, strict=True):
+                if request.profile_changes:
+                    result.rejected = apply_profile_changes(self.connection, self.sequences, request.profile_changes)
+            self._upsert_groups([g for r in requests for g in r.groups])
+            self._insert_replays([c for r in requests for c in r.replays])
+            self.connection.execute("COMMIT")
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            self.sequences.restore(before)
+            for project_id, session_id in claimed:
+                self.locks.release(project_id, session_id)
+            raise
+        return results
+
+    def _drop_duplicates(self, requests: list[WriteRequest]) -> tuple[list[WriteResult], list[EventRow]]:
+        client_ids = [row.id for request in requests for row in request.events if row.id_from_client]
+        stored: dict[str, StoredIds] = {}
+        if client_ids:
+            oldest_received = min(row.received_at for r in requests for row in r.events)
+            # An event can only be re-sent while it is inside the acceptance window, so its
+            # first copy was received inside it too; `received_at` rises with `seq`, which lets
+            # DuckDB skip old row groups.
+            found = self._query_with(
+                "candidate_ids", pa.table({"id": pa.array(client_ids, pa.string())}),
+                """SELECT id::VARCHAR, device_id, session_id FROM events
+                   WHERE received_at >= epoch_ms(?::BIGINT) AND id IN (SELECT id::UUID FROM candidate_ids)""",
+                [oldest_received - self._duplicate_window_ms],
+            )
+            stored = {row[0]: StoredIds(row[1], row[2]) for row in found}
+        results: list[WriteResult] = []
+        new_rows: list[EventRow] = []
+        for request in requests:
+            duplicates: dict[int, StoredIds] = {}
+            for position, row in enumerate(request.events):
+                earlier = stored.get(row.id)
+                if earlier is not None:
+                    duplicates[position] = earlier
+                    continue
+                if row.id_from_client:
+                    stored[row.id] = StoredIds(row.device_id, row.session_id)
+                new_rows.append(row)
+            results.append(WriteResult(duplicates=duplicates))
+        return results, new_rows
+
+    def _store_events_and_sessions(self, rows: list[EventRow], claimed: list[tuple[str, str]]) -> None:
+        deltas = session_deltas(rows)
+        if deltas:
+            known = {r[0] for r in self._query_with(
+                "touched_sessions", pa.table({"id": pa.array(list(deltas), pa.string())}),
+                "SELECT id FROM sessions WHERE id IN (SELECT id FROM touched_sessions)", [])}
+            for session_id, delta in deltas.items():
+                if session_id in known:
+                    continue
+                # The sessions table says this session is new. The lock is claimed for the record
+                # (and for any other writer of this cache); a key left by a transaction that never
+                # committed is stale, and the table is the truth.
+                if self.locks.claim(delta["project_id"], session_id):
+                    claimed.append((delta["project_id"], session_id))
+                rows.append(session_start_row(rows, session_id))
+        if rows:
+            self._insert_events(rows)
+        if deltas:
+            self._upsert_sessions(list(deltas.values()))
+
+    def _insert_events(self, rows: list[EventRow]) -> None:
+        first_seq = self.sequences.take("events", len(rows))
+        columns: dict[str, pa.Array] = {"seq": pa.array(range(first_seq, first_seq + len(rows)), pa.int64())}
+        for name in _EVENT_FIELDS:
+            columns[name] = pa.array([getattr(row, name) for row in rows], EVENT_ARROW_SCHEMA.field(name).type)
+        self._execute_with("incoming_events", pa.Table.from_pydict(columns, schema=EVENT_ARROW_SCHEMA),
+                           "INSERT INTO events BY NAME SELECT * FROM incoming_events")
+
+    def _upsert_sessions(self, deltas: list[dict[str, Any]]) -> None:
+        first_seq = self.sequences.take("sessions", len(deltas))
+        records = [{"seq": first_seq + n, **delta} for n, delta in enumerate(deltas)]
+        names = ", ".join(c.name for c in SESSION_COLUMNS)
+        self._execute_with(
+            "incoming_sessions", pa.Table.from_pylist(records, schema=SESSION_ARROW_SCHEMA),
+            f"INSERT INTO sessions ({names}) SELECT {names} FROM incoming_sessions "  # noqa: S608
+            f"ON CONFLICT (id) DO UPDATE SET {_SESSION_MERGE}",
+        )
+
+    def _upsert_groups(self, groups: list[Any]) -> None:
+        if not groups:
+            return
+        latest = {(g.project_id, g.id): g for g in groups}  # later items win
+        first_seq = self.sequences.take("groups", len(latest))
+        records = [
+            {"seq": first_seq + n, "project_id": g.project_id, "id": g.id, "type": g.type, "name": g.name,
+             "properties": _ENCODE.encode(g.properties).decode(), "created_at": g.seen_at, "updated_at": g.seen_at}
+            for n, g in enumerate(latest.values())
+        ]
+        self._execute_with(
+            "incoming_groups", pa.Table.from_pylist(records, schema=GROUP_ARROW_SCHEMA),
+            """INSERT INTO groups SELECT * FROM incoming_groups ON CONFLICT (project_id, id) DO UPDATE SET
+               seq = excluded.seq, type = excluded.type, name = excluded.name,
+               properties = json_merge_patch(groups.properties, excluded.properties)::VARCHAR,
+               created_at = least(groups.created_at, excluded.created_at),
+               updated_at = greatest(groups.updated_at, excluded.updated_at)""",
+        )
+
+    def _insert_replays(self, chunks: list[Any]) -> None:
+        if not chunks:
+            return
+        unique = {(c.project_id, c.session_id, c.chunk_index): c for c in chunks}
+        first_seq = self.sequences.take("session_replay_chunks", len(unique))
+        records = [{"seq": first_seq + n, **msgspec.structs.asdict(c)} for n, c in enumerate(unique.values())]
+        # A re-sent chunk (same session and index) is the same chunk: keep the first copy.
+        self._execute_with(
+            "incoming_replays", pa.Table.from_pylist(records, schema=REPLAY_ARROW_SCHEMA),
+            "INSERT OR IGNORE INTO session_replay_chunks BY NAME SELECT * FROM incoming_replays",
+        )
+
+    # ---- the session closer ------------------------------------------------------------------
+
+    def close_sessions(self, now_ms: int, timeout_ms: int) -> int:
+        """Emit `session_end` for every open session quiet for the timeout; returns how many."""
+        quiet_since = now_ms - timeout_ms
+        cursor = self.connection.execute(
+            """SELECT * EXCLUDE (created_at, ended_at, last_received_at),
+                      epoch_ms(created_at) AS created_at, epoch_ms(ended_at) AS ended_at
+               FROM sessions
+               WHERE NOT closed AND ended_at < epoch_ms(?::BIGINT) AND last_received_at < epoch_ms(?::BIGINT)
+               ORDER BY ended_at""",
+            [quiet_since, quiet_since],
+        )
+        names = [d[0] for d in cursor.description or []]
+        sessions = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        if not sessions:
+            return 0
+        before = self.sequences.snapshot()
+        self.connection.execute("BEGIN")
+        try:
+            self._insert_events([session_end_row(session, now_ms) for session in sessions])
+            first_seq = self.sequences.take("sessions", len(sessions))
+            closing = pa.table({"id": [s["id"] for s in sessions],
+                                "seq": pa.array(range(first_seq, first_seq + len(sessions)), pa.int64())})
+            self._execute_with(
+                "closing_sessions", closing,
+                "UPDATE sessions SET closed = true, seq = c.seq FROM closing_sessions c WHERE sessions.id = c.id",
+            )
+            self.connection.execute("COMMIT")
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            self.sequences.restore(before)
+            raise
+        return len(sessions)
+
+    # ---- housekeeping ------------------------------------------------------------------------
+
+    def checkpoint_if_due(self, wal_bytes_threshold: int) -> int:
+        """Checkpoint when the WAL has grown past the threshold; returns the WAL size seen."""
+        try:
+            wal_bytes = os.path.getsize(self.path + ".wal")
+        except OSError:
+            return 0
+        if wal_bytes >= wal_bytes_threshold:
+            started = time.monotonic()
+            self.connection.execute("CHECKPOINT")
+            log.info("checkpointed %d WAL bytes in %.2fs", wal_bytes, time.monotonic() - started)
+        return wal_bytes
+
+    def salts_for(self, day: dt.date) -> tuple[str, str | None]:
+        """The salt of `day` (created when missing) and the one before it."""
+        return salts_for(self.connection, day)
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    def _execute_with(self, name: str, table: pa.Table, sql: str) -> None:
+        self.connection.register(name, table)
+        try:
+            self.connection.execute(sql)
+        finally:
+            self.connection.unregister(name)
+
+    def _query_with(self, name: str, table: pa.Table, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        self.connection.register(name, table)
+        try:
+            return self.connection.execute(sql, params).fetchall()
+        finally:
+            self.connection.unregister(name)
