@@ -270,3 +270,20 @@ def test_profile_and_group_event_types(site: Site) -> None:
     site.post([track("after_replay")])
     session_id = site.rows("SELECT session_id FROM events WHERE name = 'after_replay'")[0][0]
     assert site.rows("SELECT session_id, chunk_index, events_count FROM session_replay_chunks") == [(session_id, 0, 3)]
+
+
+def test_a_visit_across_midnight_keeps_its_session(tmp_path: Path, clock: FakeClock) -> None:
+    midnight = clock.now_ms - clock.now_ms % DAY_MS + DAY_MS
+    clock.now_ms = midnight - 10 * MINUTE_MS
+    for site in open_site(tmp_path, clock):
+        site.post([track("before_midnight")])
+        clock.advance(15 * MINUTE_MS)  # a new UTC day: a new salt, so a new device id
+        with site.http.portal() as portal:
+            portal.call(site.http.app.state.gateway.rotate_salt)
+        site.post([track("after_midnight")])
+        assert site.rows("SELECT count(*) FROM salts") == [(2,)]
+        assert site.rows("SELECT count(DISTINCT session_id), count(DISTINCT device_id) FROM events") == [(1, 1)]
+        # A new visit after the session ended gets the new day's device id.
+        clock.advance(40 * MINUTE_MS)
+        site.post([track("next_visit")])
+        assert site.rows("SELECT count(DISTINCT device_id) FROM events") == [(2,)]

@@ -74,3 +74,50 @@ def test_writing_after_stop_is_refused(tmp_path: Path) -> None:
     writer.stop()
     with pytest.raises(WriterStopped):
         asyncio.run(writer.write(WriteRequest(events=[row("late", uuid_for(1))])))
+
+
+def test_session_start_lock_is_taken_and_a_stale_lock_does_not_hide_a_start(tmp_path: Path) -> None:
+    from storage.locks import SessionStartLocks
+
+    writer = StorageWriter(str(tmp_path / "g.duckdb"), cache_dir=str(tmp_path / "cache"), duplicate_window_ms=10**9)
+    writer.start()
+    try:
+        first = row("view", uuid_for(1))
+        first.session_id = "sess-a"
+        asyncio.run(writer.write(WriteRequest(events=[first])))
+    finally:
+        writer.stop()
+    locks = SessionStartLocks(str(tmp_path / "cache"), expire_seconds=10**6)
+    try:
+        assert not locks.claim("p", "sess-a")  # the writer took it with the session's start
+        assert locks.claim("p", "sess-b")  # as if a crash hit between claim and commit
+    finally:
+        locks.close()
+    writer = StorageWriter(str(tmp_path / "g.duckdb"), cache_dir=str(tmp_path / "cache"), duplicate_window_ms=10**9)
+    writer.start()
+    try:
+        second = row("view", uuid_for(2))
+        second.session_id = "sess-b"
+        asyncio.run(writer.write(WriteRequest(events=[second])))
+        reader = writer.reader()
+        starts = reader.execute("SELECT session_id FROM events WHERE name = 'session_start' ORDER BY 1").fetchall()
+        reader.close()
+        assert starts == [("sess-a",), ("sess-b",)]  # the sessions table, not the stale key, decided
+    finally:
+        writer.stop()
+
+
+def test_checkpoint_runs_once_the_wal_is_big_enough(tmp_path: Path) -> None:
+    path = tmp_path / "g.duckdb"
+    writer = StorageWriter(str(path), cache_dir=str(tmp_path / "cache"), duplicate_window_ms=10**9)
+    writer.start()
+    try:
+        asyncio.run(writer.write(WriteRequest(events=[row(f"e{i}", uuid_for(i)) for i in range(2000)])))
+        wal = Path(str(path) + ".wal")
+        size = wal.stat().st_size
+        assert asyncio.run(writer.call(lambda store: store.checkpoint_if_due(size + 1))) == size
+        assert wal.exists() and wal.stat().st_size == size  # below the threshold: nothing done
+        asyncio.run(writer.call(lambda store: store.checkpoint_if_due(size)))
+        assert not wal.exists() or wal.stat().st_size < size
+    finally:
+        writer.stop()
