@@ -22,6 +22,22 @@ class Column:
 
 _TEXT = ("VARCHAR NOT NULL DEFAULT ''", pa.string())
 
+# Where and on what: the enrichment columns events and sessions share (SPEC §6).
+_GEO_AND_AGENT: tuple[Column, ...] = (
+    Column("country", *_TEXT),
+    Column("city", *_TEXT),
+    Column("region", *_TEXT),
+    Column("longitude", "DOUBLE", pa.float64()),
+    Column("latitude", "DOUBLE", pa.float64()),
+    Column("os", *_TEXT),
+    Column("os_version", *_TEXT),
+    Column("browser", *_TEXT),
+    Column("browser_version", *_TEXT),
+    Column("device", *_TEXT),
+    Column("brand", *_TEXT),
+    Column("model", *_TEXT),
+)
+
 # Order follows OpenPanel's `events` table; `seq` and `received_at` are local bookkeeping.
 EVENT_COLUMNS: tuple[Column, ...] = (
     Column("seq", "BIGINT NOT NULL", pa.int64()),
@@ -43,18 +59,7 @@ EVENT_COLUMNS: tuple[Column, ...] = (
     Column("duration", "UBIGINT NOT NULL DEFAULT 0", pa.uint64()),
     Column("properties", "VARCHAR NOT NULL DEFAULT '{}'", pa.string()),
     Column("created_at", "TIMESTAMP NOT NULL", pa.timestamp("ms")),
-    Column("country", *_TEXT),
-    Column("city", *_TEXT),
-    Column("region", *_TEXT),
-    Column("longitude", "DOUBLE", pa.float64()),
-    Column("latitude", "DOUBLE", pa.float64()),
-    Column("os", *_TEXT),
-    Column("os_version", *_TEXT),
-    Column("browser", *_TEXT),
-    Column("browser_version", *_TEXT),
-    Column("device", *_TEXT),
-    Column("brand", *_TEXT),
-    Column("model", *_TEXT),
+    *_GEO_AND_AGENT,
     Column("imported_at", "TIMESTAMP", pa.timestamp("ms")),
     Column("received_at", "TIMESTAMP NOT NULL", pa.timestamp("ms")),
 )
@@ -102,18 +107,7 @@ SESSION_COLUMNS: tuple[Column, ...] = (
     Column("utm_campaign", *_TEXT),
     Column("utm_content", *_TEXT),
     Column("utm_term", *_TEXT),
-    Column("country", *_TEXT),
-    Column("region", *_TEXT),
-    Column("city", *_TEXT),
-    Column("longitude", "DOUBLE", pa.float64()),
-    Column("latitude", "DOUBLE", pa.float64()),
-    Column("os", *_TEXT),
-    Column("os_version", *_TEXT),
-    Column("browser", *_TEXT),
-    Column("browser_version", *_TEXT),
-    Column("device", *_TEXT),
-    Column("brand", *_TEXT),
-    Column("model", *_TEXT),
+    *_GEO_AND_AGENT,
     Column("revenue", "UBIGINT NOT NULL DEFAULT 0", pa.uint64()),
     Column("groups", "VARCHAR[] NOT NULL DEFAULT []", pa.list_(pa.string())),
     Column("is_live", "BOOLEAN NOT NULL", pa.bool_()),

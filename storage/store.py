@@ -23,7 +23,7 @@ import pyarrow as pa
 from storage.database import salts_for
 from storage.locks import SessionStartLocks
 from storage.profiles import apply_profile_changes
-from storage.rows import EventRow, StoredIds, WriteRequest, WriteResult
+from storage.rows import EventRow, GroupUpsert, ReplayChunk, StoredIds, WriteRequest, WriteResult
 from storage.schema import (
     EVENT_ARROW_SCHEMA,
     EVENT_COLUMNS,
@@ -193,7 +193,7 @@ class Store:
             f"ON CONFLICT (id) DO UPDATE SET {_SESSION_MERGE}",
         )
 
-    def _upsert_groups(self, groups: list[Any]) -> None:
+    def _upsert_groups(self, groups: list[GroupUpsert]) -> None:
         if not groups:
             return
         latest = {(g.project_id, g.id): g for g in groups}  # later items win
@@ -212,7 +212,7 @@ class Store:
                updated_at = greatest(groups.updated_at, excluded.updated_at)""",
         )
 
-    def _insert_replays(self, chunks: list[Any]) -> None:
+    def _insert_replays(self, chunks: list[ReplayChunk]) -> None:
         if not chunks:
             return
         unique = {(c.project_id, c.session_id, c.chunk_index): c for c in chunks}
