@@ -21,6 +21,7 @@ from litestar.openapi import OpenAPIConfig
 from appliance import __version__, wire
 from appliance.errors import GatewayError
 from appliance.gateway import Gateway
+from appliance.routes.admin import status, sync_now
 from appliance.routes.health import healthz, readyz
 from appliance.routes.track import device_id, track, track_batch
 from appliance.scheduler import build_scheduler
@@ -72,7 +73,7 @@ def create_app(settings: Settings, clock: Callable[[], int] | None = None) -> Li
             gateway.close()
 
     return Litestar(
-        route_handlers=[track, track_batch, device_id, healthz, readyz],
+        route_handlers=[track, track_batch, device_id, healthz, readyz, status, sync_now],
         lifespan=[lifespan],
         exception_handlers={
             GatewayError: _gateway_error,

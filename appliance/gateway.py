@@ -23,6 +23,8 @@ from appliance.sessions import LiveSessions
 from appliance.settings import ProjectSettings, Settings
 from appliance.timestamps import DAY_MS
 from storage.writer import StorageWriter
+from sync.clickhouse import Upstream
+from sync.job import SyncJob
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,12 @@ class Gateway:
             settings.storage.path, cache_dir=settings.storage.cache_dir, duplicate_window_ms=acceptance_window_ms
         )
         self.live = LiveSessions(self.session_timeout_ms)
+        self.sync: SyncJob | None = None
+        if settings.upstream.url:
+            self.sync = SyncJob(
+                self.writer, self._connect_upstream, gateway_id=settings.gateway.id,
+                batch_rows=settings.sync.batch_rows, interval_seconds=settings.sync.interval_seconds, clock=self.clock,
+            )
         self.disk = DiskGuard(
             settings.storage.path,
             max_disk_bytes=settings.storage.max_disk_bytes,
@@ -78,6 +86,8 @@ class Gateway:
 
     def close(self) -> None:
         """Commit what is queued, checkpoint and close the file, then the readers."""
+        if self.sync is not None:
+            self.sync.close()
         self.writer.stop()
         if self._geo is not None:
             self._geo.close()
@@ -92,6 +102,9 @@ class Gateway:
             salts = await self.writer.call(lambda store: store.salts_for(day))
             self._salts = {day: salts}
         return salts
+
+    def _connect_upstream(self) -> Upstream:
+        return Upstream(self.settings.upstream.url, self.settings.upstream.database)
 
     # ---- scheduled jobs (appliance.scheduler) ----------------------------------------------------
 

@@ -134,6 +134,7 @@ def parse_settings(raw: bytes | str, base_dir: Path) -> Settings:
             path=str(_resolve(base_dir, settings.storage.path)),
             cache_dir=str(_resolve(base_dir, settings.storage.cache_dir)),
         ),
+        upstream=msgspec.structs.replace(settings.upstream, url=_resolve_chdb(base_dir, settings.upstream.url)),
         geo=msgspec.structs.replace(
             settings.geo,
             database=str(_resolve(base_dir, settings.geo.database)) if settings.geo.database else "",
@@ -154,6 +155,13 @@ def _settings_path(message: str) -> str:
 def _resolve(base_dir: Path, value: str) -> Path:
     candidate = Path(value)
     return candidate if candidate.is_absolute() else base_dir / candidate
+
+
+def _resolve_chdb(base_dir: Path, url: str) -> str:
+    # chdb://var/upstream is relative to the config file, like the other paths.
+    if not url.startswith("chdb://"):
+        return url
+    return f"chdb://{_resolve(base_dir, url.removeprefix('chdb://'))}"
 
 
 def _with_secret_from_env(project: ProjectSettings) -> ProjectSettings:

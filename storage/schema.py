@@ -167,4 +167,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             "session_replay_chunks", REPLAY_COLUMNS, ",\n  PRIMARY KEY (project_id, session_id, chunk_index)"
         ),
     ),
+    (
+        # The upstream ledger (SPEC §10): every batch is recorded here before its first attempt.
+        # `payload` snapshots the rows of mutable tables (sessions, profiles, groups) so a retry
+        # sends exactly the same rows; events and replay chunks never change and are re-read by seq.
+        """CREATE TABLE sync_batches (
+          id BIGINT PRIMARY KEY, table_name VARCHAR NOT NULL, first_seq BIGINT NOT NULL,
+          last_seq BIGINT NOT NULL, row_count INTEGER NOT NULL, token VARCHAR NOT NULL, payload VARCHAR,
+          status VARCHAR NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, ambiguous BOOLEAN NOT NULL DEFAULT false,
+          last_error VARCHAR, created_at TIMESTAMP NOT NULL, done_at TIMESTAMP)""",
+        """CREATE TABLE sync_quarantine (
+          table_name VARCHAR NOT NULL, seq BIGINT NOT NULL, error VARCHAR NOT NULL, row VARCHAR NOT NULL,
+          quarantined_at TIMESTAMP NOT NULL)""",
+        # The session rows upstream holds now: the next version of a session cancels this one.
+        "CREATE TABLE sync_sent_sessions (id VARCHAR PRIMARY KEY, row VARCHAR NOT NULL)",
+    ),
 )
