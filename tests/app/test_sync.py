@@ -1,0 +1,143 @@
+"""Upstream sync against a real ClickHouse engine (chdb, in-process) (SPEC §10).
+
+chdb runs one engine per process, so all tests share one engine folder and each uses its own
+database. Faults are injected at the boundary we do not own: an `Upstream` whose insert fails
+the way a real one does (refused connection, or a response lost after the server committed).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from litestar.testing import TestClient
+
+from appliance.app import create_app
+from appliance.settings import load_settings
+from sync.clickhouse import Upstream, UpstreamError
+from tests.helpers import AUTH, PHONE_UA, track, write_config
+
+_databases = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def chdb_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("upstream")
+
+
+class FaultyUpstream(Upstream):
+    """A real chdb upstream that can refuse connections or lose the answer to a committed insert."""
+
+    refuse = False
+    lose_answers = 0
+
+    def insert(self, table: str, rows: Any, token: str) -> None:
+        if FaultyUpstream.refuse:
+            raise UpstreamError("Connection refused", retryable=True)
+        super().insert(table, rows, token)
+        if FaultyUpstream.lose_answers:
+            FaultyUpstream.lose_answers -= 1
+            raise UpstreamError("timed out reading the response", retryable=True, ambiguous=True)
+
+
+class Site:
+    def __init__(self, client: TestClient[Any], upstream: Upstream) -> None:
+        self.http, self.upstream = client, upstream
+
+    def post(self, events: list[dict[str, Any]]) -> dict[str, Any]:
+        response = self.http.post("/track/batch", content=msgspec.json.encode({"events": events}),
+                                  headers={**AUTH, "user-agent": PHONE_UA})
+        assert response.status_code == 202
+        return dict(response.json())
+
+    def sync(self) -> dict[str, Any]:
+        response = self.http.post("/admin/sync")
+        assert response.status_code == 200
+        return dict(response.json())
+
+    def status(self) -> dict[str, Any]:
+        return dict(self.http.get("/admin/status").json())
+
+    def up(self, sql: str) -> list[tuple[Any, ...]]:
+        return self.upstream.query(sql.replace("UP.", f"{self.upstream.database}."))
+
+
+@pytest.fixture
+def site(tmp_path: Path, chdb_folder: Path) -> Iterator[Site]:
+    database = f"site_{next(_databases)}"
+    url = f"chdb://{chdb_folder}"
+    upstream = Upstream(url, database)
+    upstream.create_tables()
+    settings = load_settings(write_config(tmp_path, upstream={"url": url, "database": database},
+                                          sync={"interval_seconds": 3600.0, "batch_rows": 500}))
+    FaultyUpstream.refuse, FaultyUpstream.lose_answers = False, 0
+    with TestClient(app=create_app(settings)) as client:
+        client.app.state.gateway.sync._connect = lambda: FaultyUpstream(url, database)
+        yield Site(client, upstream)
+
+
+def test_everything_arrives_once(site: Site) -> None:
+    site.post([track(f"e{i}", insert_id=f"once-{i}") for i in range(1200)]
+              + [{"type": "identify", "payload": {"profileId": "u1", "firstName": "Ada"}},
+                 {"type": "group", "payload": {"id": "g1", "type": "shop", "name": "North"}}])
+    result = site.sync()
+    assert result["error"] is None
+    local = 1200 + 1  # and the session's session_start
+    assert site.up("SELECT count(), uniqExact(id) FROM UP.events") == [(local, local)]
+    assert site.up("SELECT count() FROM UP.events WHERE properties['__gateway'] = 'site-01'") == [(local,)]
+    assert site.up("SELECT count(), sum(event_count) FROM UP.sessions FINAL") == [(1, 1200)]
+    assert site.up("SELECT id, first_name FROM UP.profiles FINAL") == [("u1", "Ada")]
+    assert site.up("SELECT id, name FROM UP.groups FINAL") == [("g1", "North")]
+    assert all(entry["rows"] == 0 for entry in site.status()["backlog"].values())
+    assert site.sync()["sent_rows"] == {}  # nothing twice
+    assert site.up("SELECT count() FROM UP.events") == [(local,)]
+
+
+def test_outage_then_recovery(site: Site) -> None:
+    FaultyUpstream.refuse = True
+    for batch in range(3):
+        assert site.post([track(f"b{batch}-{i}", insert_id=f"down-{batch}-{i}") for i in range(400)])["accepted"] == 400
+    failed = site.sync()
+    assert "Connection refused" in failed["error"]
+    assert site.status()["backlog"]["events"]["rows"] == 1201
+    FaultyUpstream.refuse = False
+    assert site.sync()["error"] is None
+    assert site.up("SELECT count(), uniqExact(id) FROM UP.events") == [(1201, 1201)]
+    assert site.status()["backlog"]["events"]["rows"] == 0
+
+
+def test_lost_response_after_commit_makes_no_duplicate(site: Site) -> None:
+    site.post([track(f"e{i}", insert_id=f"lost-{i}") for i in range(300)])
+    FaultyUpstream.lose_answers = 1
+    assert site.sync()["error"] is not None  # the insert landed, but we never heard
+    assert site.sync()["error"] is None  # reconciled by id, resent with the same token
+    assert site.up("SELECT count(), uniqExact(id) FROM UP.events") == [(301, 301)]
+
+
+def test_refused_row_is_quarantined_and_the_rest_forwarded(site: Site) -> None:
+    site.upstream._client.command(  # a server-side rule the gateway cannot know about
+        f"ALTER TABLE {site.upstream.database}.events ADD CONSTRAINT no_poison CHECK name != 'poison'")
+    site.post([track("fine-1"), track("poison"), track("fine-2")])
+    result = site.sync()
+    assert result["error"] is None and result["quarantined_rows"] == 1
+    assert sorted(r[0] for r in site.up("SELECT name FROM UP.events")) == ["fine-1", "fine-2", "session_start"]
+    status = site.status()
+    assert status["quarantined_rows"] == 1 and status["backlog"]["events"]["rows"] == 0
+    reader = site.http.app.state.gateway.writer.reader()
+    error, row = reader.execute("SELECT error, row FROM sync_quarantine").fetchone()
+    reader.close()
+    assert "no_poison" in error and json.loads(row)[1] == "poison"
+
+
+def test_late_event_updates_the_forwarded_session(site: Site) -> None:
+    site.post([track("first", insert_id="late-1")])
+    site.sync()
+    site.post([track("second", insert_id="late-2")])
+    site.sync()
+    assert site.up("SELECT count(), sum(event_count) FROM UP.sessions FINAL") == [(1, 2)]
+    assert site.up("SELECT sum(sign) FROM UP.sessions") == [(1,)]
