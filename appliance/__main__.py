@@ -59,7 +59,13 @@ def serve(settings: Settings) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m appliance", description="Edge analytics gateway")
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, text in (("serve", "run the gateway"), ("check", "validate the configuration and exit")):
+    for name, text in (
+        ("serve", "run the gateway"),
+        ("check", "validate the configuration and exit"),
+        ("upstream-init", "create the upstream ClickHouse tables when missing and check their columns"),
+        ("sync", "forward everything stored to the upstream now, with progress"),
+        ("status", "backlog per table, last sync, open sessions"),
+    ):
         command = commands.add_parser(name, help=text)
         command.add_argument("--config", default="config.toml", help="path of config.toml (default: ./config.toml)")
     args = parser.parse_args(argv)
@@ -72,7 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check":
         print(f"configuration {args.config} is valid: {len(settings.projects)} project(s)")
         return 0
-    return serve(settings)
+    if args.command == "serve":
+        return serve(settings)
+    from appliance import cli  # operator commands; not needed to serve
+
+    operator_commands = {"upstream-init": cli.upstream_init, "sync": cli.sync, "status": cli.status}
+    return operator_commands[args.command](settings)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from appliance.timestamps import DAY_MS
 from storage.writer import StorageWriter
 from sync.clickhouse import Upstream
 from sync.job import SyncJob
+from sync.retention import delete_forwarded
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,13 @@ class Gateway:
         """Checkpoint DuckDB between commits once its WAL has grown past the threshold."""
         threshold = self.settings.storage.checkpoint_wal_bytes
         await self.writer.call(lambda store: store.checkpoint_if_due(threshold))
+
+    async def apply_retention(self) -> dict[str, int]:
+        """Delete forwarded rows older than `storage.retention_days` (never unforwarded ones)."""
+        now, days = self.clock(), self.settings.storage.retention_days
+        deleted = await self.writer.call(lambda store: delete_forwarded(store, now, days))
+        log.info("retention: deleted %s", deleted)
+        return deleted
 
     async def rotate_salt(self) -> None:
         """Create the new day's salt at midnight UTC, before the day's first request needs it."""

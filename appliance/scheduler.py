@@ -1,5 +1,5 @@
 """Scheduled jobs (APScheduler 3.x, on the app's event loop): session closer, checkpoints, salts,
-upstream sync.
+retention, upstream sync.
 
 Started by the app's lifespan after the gateway has opened, shut down before it closes. Jobs
 never overlap (`max_instances=1`, missed runs coalesce) and never run in a request; each one
@@ -41,6 +41,7 @@ def build_scheduler(gateway: Gateway) -> AsyncIOScheduler:
                       seconds=settings.storage.checkpoint_interval_seconds, id="checkpoint")
     scheduler.add_job(_guarded("salt-rotation", gateway.rotate_salt), "cron", hour=0, minute=0, second=0,
                       id="salt-rotation")
+    scheduler.add_job(_guarded("retention", gateway.apply_retention), "cron", hour=3, minute=17, id="retention")
     if gateway.sync is not None:
         scheduler.add_job(_guarded("upstream-sync", gateway.sync.run_scheduled), "interval",
                           seconds=settings.sync.interval_seconds, id="upstream-sync")

@@ -60,13 +60,16 @@ class SyncJob:
             return
         await self.run_once()
 
-    async def run_once(self, progress: Callable[[str, int], None] | None = None) -> PassResult:
-        """Send every table's backlog now; returns what was sent."""
+    async def run_once(self, progress: Callable[[str, int], None] | None = None,
+                       max_batches: int | None = None) -> PassResult:
+        """Send every table's backlog now (or `max_batches` batches); returns what was sent."""
         async with self._lock:
             result = PassResult()
+            batches = 0
             try:
                 for table in ledger.TABLE_ORDER:
-                    while await self._send_next(table, result):
+                    while (max_batches is None or batches < max_batches) and await self._send_next(table, result):
+                        batches += 1
                         if progress is not None:
                             progress(table, result.sent_rows.get(table, 0))
                 self._failures = 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 import msgspec
 
 from storage.store import Store
@@ -120,9 +121,8 @@ def quarantine(store: Store, table: str, refused: list[tuple[int, str, Any]], no
             [table, seq, error[:2000], _ENCODE.encode(row).decode(), now_ms])
 
 
-def backlog(store: Store) -> dict[str, dict[str, Any]]:
-    """Per table: rows not yet confirmed upstream and the age of the oldest (for status)."""
-    connection = store.connection
+def backlog(connection: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
+    """Per table: rows not yet confirmed upstream, and when its oldest pending batch was recorded."""
     out = {}
     for table in TABLE_ORDER:
         watermark = connection.execute(

@@ -42,7 +42,7 @@ async def status(request: Request[Any, Any, Any]) -> Response[bytes]:
     def read(store: Any) -> dict[str, Any]:
         open_sessions = store.connection.execute("SELECT count(*) FROM sessions WHERE NOT closed").fetchone()[0]
         quarantined = store.connection.execute("SELECT count(*) FROM sync_quarantine").fetchone()[0]
-        return {"backlog": ledger.backlog(store), "open_sessions": int(open_sessions),
+        return {"backlog": ledger.backlog(store.connection), "open_sessions": int(open_sessions),
                 "quarantined_rows": int(quarantined)}
 
     body = await gateway.writer.call(read)
@@ -54,10 +54,12 @@ async def status(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 @post("/admin/sync", status_code=200)
 async def sync_now(request: Request[Any, Any, Any]) -> Response[bytes]:
-    """Run one sync pass now and answer its result."""
+    """Run one sync pass now (at most `?max_batches=N` batches, for progress) and answer its result."""
     gateway = _admin(request)
+    limit = request.query_params.get("max_batches", "")
+    max_batches = int(limit) if limit.isdigit() and int(limit) > 0 else None
     if gateway.sync is None:
         return Response(content=b'{"error":"no upstream configured (upstream.url is empty)"}',
                         status_code=409, media_type="application/json")
-    result = await gateway.sync.run_once()
+    result = await gateway.sync.run_once(max_batches=max_batches)
     return Response(content=wire.encoder.encode(msgspec.to_builtins(result)), media_type="application/json")

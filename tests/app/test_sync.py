@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,8 +37,11 @@ class FaultyUpstream(Upstream):
 
     refuse = False
     lose_answers = 0
+    hang: threading.Event | None = None  # while set to an unset Event, inserts wait for it
 
     def insert(self, table: str, rows: Any, token: str) -> None:
+        if FaultyUpstream.hang is not None:
+            FaultyUpstream.hang.wait(60)
         if FaultyUpstream.refuse:
             raise UpstreamError("Connection refused", retryable=True)
         super().insert(table, rows, token)
@@ -67,16 +72,29 @@ class Site:
         return self.upstream.query(sql.replace("UP.", f"{self.upstream.database}."))
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now_ms = time.time_ns() // 1_000_000
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+
 @pytest.fixture
-def site(tmp_path: Path, chdb_folder: Path) -> Iterator[Site]:
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def site(tmp_path: Path, chdb_folder: Path, clock: Clock) -> Iterator[Site]:
     database = f"site_{next(_databases)}"
     url = f"chdb://{chdb_folder}"
     upstream = Upstream(url, database)
     upstream.create_tables()
     settings = load_settings(write_config(tmp_path, upstream={"url": url, "database": database},
                                           sync={"interval_seconds": 3600.0, "batch_rows": 500}))
-    FaultyUpstream.refuse, FaultyUpstream.lose_answers = False, 0
-    with TestClient(app=create_app(settings)) as client:
+    FaultyUpstream.refuse, FaultyUpstream.lose_answers, FaultyUpstream.hang = False, 0, None
+    with TestClient(app=create_app(settings, clock=clock)) as client:
         client.app.state.gateway.sync._connect = lambda: FaultyUpstream(url, database)
         yield Site(client, upstream)
 
@@ -141,3 +159,60 @@ def test_late_event_updates_the_forwarded_session(site: Site) -> None:
     site.sync()
     assert site.up("SELECT count(), sum(event_count) FROM UP.sessions FINAL") == [(1, 2)]
     assert site.up("SELECT sum(sign) FROM UP.sessions") == [(1,)]
+
+
+def test_ingest_goes_on_while_the_upstream_hangs(site: Site) -> None:
+    site.post([track("before", insert_id="hang-0")])
+    FaultyUpstream.hang = threading.Event()
+    sync_answer: dict[str, Any] = {}
+    syncing = threading.Thread(target=lambda: sync_answer.update(site.sync()))
+    syncing.start()
+    time.sleep(0.2)  # the pass is now stuck in the upstream insert
+    for batch in range(5):
+        body = site.post([track(f"b{batch}-{i}", insert_id=f"hang-{batch}-{i}") for i in range(2000)])
+        assert body["accepted"] == 2000
+    assert syncing.is_alive()  # still hanging: the writer and the event loop never waited for it
+    FaultyUpstream.hang.set()
+    syncing.join(60)
+    assert sync_answer["error"] is None
+    site.sync()
+    assert site.up("SELECT count(), uniqExact(id) FROM UP.events") == [(10_002, 10_002)]
+
+
+def test_retention_deletes_forwarded_rows_only(site: Site, clock: Clock) -> None:
+    site.post([track(f"old{i}", insert_id=f"ret-{i}") for i in range(10)])
+    site.sync()
+    FaultyUpstream.refuse = True
+    site.post([track(f"unsent{i}", insert_id=f"ret-u-{i}") for i in range(5)])
+    site.sync()  # fails: these stay pending
+    clock.now_ms += 8 * 86_400_000  # past retention_days = 7
+    with site.http.portal() as portal:
+        deleted = portal.call(site.http.app.state.gateway.apply_retention)
+    assert deleted["events"] == 11  # the ten forwarded events and their session_start
+    reader = site.http.app.state.gateway.writer.reader()
+    left = sorted(r[0] for r in reader.execute("SELECT name FROM events").fetchall())
+    reader.close()
+    assert left == [f"unsent{i}" for i in range(5)]
+
+
+@pytest.mark.slow
+def test_200k_events_while_the_upstream_is_down_all_arrive(site: Site) -> None:
+    FaultyUpstream.refuse = True
+    phones = [f"phone-{n}" for n in range(40)]
+    for batch in range(100):
+        events: list[dict[str, Any]] = [
+            track(f"e{batch}-{i}", insert_id=f"big-{batch}-{i}", __deviceId=phones[i % 40]) for i in range(1990)]
+        events += [{"type": "identify", "payload": {"profileId": f"user-{batch}-{n}"}} for n in range(10)]
+        assert site.post(events)["accepted"] == 2000
+    assert site.sync()["error"] is not None
+    FaultyUpstream.refuse = False
+    assert site.sync()["error"] is None
+    reader = site.http.app.state.gateway.writer.reader()
+    local_events = reader.execute("SELECT count(*) FROM events").fetchone()[0]
+    local_sessions = reader.execute("SELECT count(*) FROM sessions").fetchone()[0]
+    reader.close()
+    assert local_events > 199_000
+    assert site.up("SELECT count(), uniqExact(id) FROM UP.events") == [(local_events, local_events)]
+    assert site.up("SELECT count() FROM UP.sessions FINAL") == [(local_sessions,)]
+    assert site.up("SELECT count() FROM UP.profiles FINAL") == [(1000,)]
+    assert all(entry["rows"] == 0 for entry in site.status()["backlog"].values())

@@ -1,0 +1,121 @@
+"""Operator commands: `upstream-init`, `sync`, `status` (SPEC §3.6, §10).
+
+Only one process can open the DuckDB file, so `sync` and `status` ask the running gateway
+through its loopback admin endpoints; when no gateway answers they open the files themselves.
+`sync` works through a large backlog a few batches at a time and prints progress as it goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+import duckdb
+import httpx
+
+from appliance.settings import Settings
+from storage.writer import StorageWriter
+from sync import ledger
+from sync.clickhouse import Upstream
+from sync.job import SyncJob
+
+_BATCHES_PER_CALL = 4
+
+
+def upstream_init(settings: Settings) -> int:
+    """Create missing upstream tables, then check every table's columns; 0 when all is well."""
+    if not settings.upstream.url:
+        print("upstream.url is empty: nothing to initialise", file=sys.stderr)
+        return 2
+    upstream = Upstream(settings.upstream.url, settings.upstream.database)
+    try:
+        created = upstream.create_tables()
+        problems = upstream.check_columns()
+    finally:
+        upstream.close()
+    for table in created:
+        print(f"created {settings.upstream.database}.{table}")
+    for problem in problems:
+        print(f"problem: {problem}")
+    if not problems:
+        print(f"upstream {settings.upstream.database}: all {len(ledger.TABLE_ORDER)} tables have the expected columns")
+    return 1 if problems else 0
+
+
+def _admin_url(settings: Settings) -> str:
+    host = settings.server.host
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - listening everywhere: reach it on loopback
+        host = "127.0.0.1"
+    return f"http://{f'[{host}]' if ':' in host else host}:{settings.server.port}"
+
+
+def _running_gateway(settings: Settings) -> str | None:
+    url = _admin_url(settings)
+    try:
+        httpx.get(f"{url}/healthz", timeout=2.0)
+    except httpx.TransportError:
+        return None
+    return url
+
+
+def status(settings: Settings) -> int:
+    """Print backlog and sync state, from the running gateway or from the files."""
+    url = _running_gateway(settings)
+    if url is not None:
+        body: dict[str, Any] = httpx.get(f"{url}/admin/status", timeout=30).json()
+    else:
+        with duckdb.connect(settings.storage.path, read_only=True) as connection:
+            open_sessions = connection.execute("SELECT count(*) FROM sessions WHERE NOT closed").fetchone()
+            quarantined = connection.execute("SELECT count(*) FROM sync_quarantine").fetchone()
+            body = {"backlog": ledger.backlog(connection), "open_sessions": open_sessions[0] if open_sessions else 0,
+                    "quarantined_rows": quarantined[0] if quarantined else 0, "gateway": "not running"}
+    print(json.dumps(body, indent=2, default=str))
+    return 0
+
+
+def sync(settings: Settings) -> int:
+    """Forward the whole backlog now, printing progress; 0 when it is all upstream."""
+    if not settings.upstream.url:
+        print("upstream.url is empty: nothing to forward to", file=sys.stderr)
+        return 2
+    url = _running_gateway(settings)
+    if url is not None:
+        return _sync_through(url)
+    return asyncio.run(_sync_files(settings))
+
+
+def _sync_through(url: str) -> int:
+    total = 0
+    while True:
+        result = httpx.post(f"{url}/admin/sync", params={"max_batches": _BATCHES_PER_CALL}, timeout=600).json()
+        sent = sum(result["sent_rows"].values())
+        total += sent
+        backlog = httpx.get(f"{url}/admin/status", timeout=30).json()["backlog"]
+        remaining = sum(entry["rows"] for entry in backlog.values())
+        print(f"sent {total} rows, {remaining} waiting", flush=True)
+        if result["error"]:
+            print(f"stopped: {result['error']}", file=sys.stderr)
+            return 1
+        if sent == 0 or remaining == 0:
+            return 0
+
+
+async def _sync_files(settings: Settings) -> int:
+    writer = StorageWriter(settings.storage.path, cache_dir=settings.storage.cache_dir, duplicate_window_ms=0)
+    writer.start()
+    job = SyncJob(writer, lambda: Upstream(settings.upstream.url, settings.upstream.database),
+                  gateway_id=settings.gateway.id, batch_rows=settings.sync.batch_rows,
+                  interval_seconds=settings.sync.interval_seconds, clock=lambda: time.time_ns() // 1_000_000)
+    try:
+        result = await job.run_once(progress=lambda table, rows: print(f"{table}: {rows} rows sent", flush=True))
+    finally:
+        job.close()
+        writer.stop()
+    if result.error:
+        print(f"stopped: {result.error}", file=sys.stderr)
+        return 1
+    print(f"done: {sum(result.sent_rows.values())} rows sent, {result.quarantined_rows} quarantined")
+    return 0
