@@ -3,8 +3,8 @@
 Input: the path of a TOML file. Output: a frozen `Settings` tree that every other part of the
 gateway receives explicitly (`create_app(settings)`); nothing reads files or the environment at
 import time. Unknown keys are refused with the key's path named, so a typo never silently falls
-back to a default. Relative paths are resolved against the config file's folder, and a project
-secret written as `env:NAME` is read from the environment variable NAME at load time.
+back to a default. Relative paths (including `chdb://` upstreams) are resolved against the config file's folder;
+a project secret or the upstream URL written as `env:NAME` is read from environment variable NAME.
 """
 
 from __future__ import annotations
@@ -134,7 +134,9 @@ def parse_settings(raw: bytes | str, base_dir: Path) -> Settings:
             path=str(_resolve(base_dir, settings.storage.path)),
             cache_dir=str(_resolve(base_dir, settings.storage.cache_dir)),
         ),
-        upstream=msgspec.structs.replace(settings.upstream, url=_resolve_chdb(base_dir, settings.upstream.url)),
+        upstream=msgspec.structs.replace(
+            settings.upstream, url=_resolve_chdb(base_dir, _from_env(settings.upstream.url, "upstream.url"))
+        ),
         geo=msgspec.structs.replace(
             settings.geo,
             database=str(_resolve(base_dir, settings.geo.database)) if settings.geo.database else "",
@@ -164,15 +166,19 @@ def _resolve_chdb(base_dir: Path, url: str) -> str:
     return f"chdb://{_resolve(base_dir, url.removeprefix('chdb://'))}"
 
 
+def _from_env(value: str, key: str) -> str:
+    """`env:NAME` → the value of environment variable NAME (secrets stay out of the file)."""
+    if not value.startswith("env:"):
+        return value
+    variable = value.removeprefix("env:")
+    found = os.environ.get(variable, "")
+    if not found:
+        raise SettingsError(f"{key}: environment variable {variable} is not set")
+    return found
+
+
 def _with_secret_from_env(project: ProjectSettings) -> ProjectSettings:
-    if not project.client_secret.startswith("env:"):
-        return project
-    variable = project.client_secret.removeprefix("env:")
-    secret = os.environ.get(variable, "")
-    if not secret:
-        raise SettingsError(
-            f"projects[{project.id}].client_secret: environment variable {variable} is not set"
-        )
+    secret = _from_env(project.client_secret, f"projects[{project.id}].client_secret")
     return msgspec.structs.replace(project, client_secret=secret)
 
 
@@ -198,5 +204,5 @@ def _check(settings: Settings) -> None:
     if settings.site.country and not re.fullmatch(r"[A-Z]{2}", settings.site.country):
         raise SettingsError(f"site.country: must be an ISO-3166 alpha-2 code, got {settings.site.country!r}")
     url = settings.upstream.url
-    if url and not url.startswith(("http://", "https://", "chdb://")):
+    if url and not url.startswith(("http://", "https://", "chdb://", "env:")):
         raise SettingsError(f"upstream.url: scheme must be http://, https:// or chdb://, got {url!r}")

@@ -96,3 +96,13 @@ def test_relative_paths_follow_the_config_file(tmp_path: Path) -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="cannot read config file"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_upstream_url_from_environment_and_relative_chdb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert parse_settings(b'[upstream]\nurl = "chdb://var/up"\n', base_dir=tmp_path).upstream.url == (
+        f"chdb://{tmp_path / 'var' / 'up'}")
+    monkeypatch.setenv("GW_TEST_UPSTREAM", "https://u:p@ch.example:8443")
+    text = b'[upstream]\nurl = "env:GW_TEST_UPSTREAM"\n'
+    assert parse_settings(text, base_dir=tmp_path).upstream.url == "https://u:p@ch.example:8443"
+    with pytest.raises(SettingsError, match="upstream.url: scheme must be"):
+        parse_settings(b'[upstream]\nurl = "ftp://x"\n', base_dir=tmp_path)
