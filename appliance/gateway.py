@@ -105,7 +105,8 @@ class Gateway:
         return salts
 
     def _connect_upstream(self) -> Upstream:
-        return Upstream(self.settings.upstream.url, self.settings.upstream.database)
+        upstream = self.settings.upstream
+        return Upstream(upstream.url, upstream.database, timeout_seconds=upstream.timeout_seconds)
 
     # ---- scheduled jobs (appliance.scheduler) ----------------------------------------------------
 

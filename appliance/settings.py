@@ -77,6 +77,7 @@ class SiteSettings(_Section, frozen=True):
 class UpstreamSettings(_Section, frozen=True):
     url: str = ""
     database: str = "openpanel"
+    timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
 
 
 class SyncSettings(_Section, frozen=True):

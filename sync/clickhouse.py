@@ -195,4 +195,5 @@ def _connect(url: str, timeout_seconds: float) -> Client:
         connect_timeout=min(timeout_seconds, 10),
         send_receive_timeout=timeout_seconds,
         autogenerate_session_id=False,
+        query_retries=0,  # the sync job retries, with backoff and the same dedup token
     )
