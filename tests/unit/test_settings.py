@@ -104,5 +104,5 @@ def test_upstream_url_from_environment_and_relative_chdb(tmp_path: Path, monkeyp
     monkeypatch.setenv("GW_TEST_UPSTREAM", "https://u:p@ch.example:8443")
     text = b'[upstream]\nurl = "env:GW_TEST_UPSTREAM"\n'
     assert parse_settings(text, base_dir=tmp_path).upstream.url == "https://u:p@ch.example:8443"
-    with pytest.raises(SettingsError, match="upstream.url: scheme must be"):
+    with pytest.raises(SettingsError, match=r"upstream\.url: scheme must be"):
         parse_settings(b'[upstream]\nurl = "ftp://x"\n', base_dir=tmp_path)
