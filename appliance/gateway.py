@@ -13,6 +13,9 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
+
+import msgspec
 
 from appliance.capacity import DiskGuard
 from appliance.enrich.client_ip import IPNetwork, parse_networks
@@ -22,7 +25,9 @@ from appliance.enrich.useragent import classify
 from appliance.sessions import LiveSessions
 from appliance.settings import ProjectSettings, Settings
 from appliance.timestamps import DAY_MS
+from storage.store import Store
 from storage.writer import StorageWriter
+from sync import ledger
 from sync.clickhouse import Upstream
 from sync.job import SyncJob
 from sync.retention import delete_forwarded
@@ -55,6 +60,7 @@ class Gateway:
             min_free_disk_bytes=settings.storage.min_free_disk_bytes,
         )
         self.trusted_proxies: tuple[IPNetwork, ...] = parse_networks(settings.server.trusted_proxies)
+        self.admin_networks: tuple[IPNetwork, ...] = parse_networks(settings.server.admin_networks)
         self._geo: GeoLocator | None = None
         self._referrers: ReferrerTable | None = None
         self._salts: dict[dt.date, tuple[str, str | None]] = {}
@@ -107,6 +113,23 @@ class Gateway:
     def _connect_upstream(self) -> Upstream:
         upstream = self.settings.upstream
         return Upstream(upstream.url, upstream.database, timeout_seconds=upstream.timeout_seconds)
+
+    async def status(self) -> dict[str, Any]:
+        """Backlog per table, quarantined rows, open sessions, last sync (for /admin/status)."""
+
+        def read(store: Store) -> dict[str, Any]:
+            open_sessions = store.connection.execute("SELECT count(*) FROM sessions WHERE NOT closed").fetchone()
+            quarantined = store.connection.execute("SELECT count(*) FROM sync_quarantine").fetchone()
+            return {"backlog": ledger.backlog(store.connection),
+                    "open_sessions": int(open_sessions[0]) if open_sessions else 0,
+                    "quarantined_rows": int(quarantined[0]) if quarantined else 0}
+
+        body = await self.writer.call(read)
+        url = self.settings.upstream.url
+        body["upstream"] = url.rpartition("@")[2] if url else None  # never the credentials
+        last = self.sync.last_result if self.sync else None
+        body["last_sync"] = msgspec.to_builtins(last) if last else None
+        return body
 
     # ---- scheduled jobs (appliance.scheduler) ----------------------------------------------------
 

@@ -37,6 +37,7 @@ class ServerSettings(_Section, frozen=True):
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080
     trusted_proxies: list[str] = []
+    admin_networks: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
     graceful_shutdown_seconds: Annotated[float, msgspec.Meta(gt=0)] = 20.0
 
 
@@ -197,11 +198,12 @@ def _check(settings: Settings) -> None:
             raise SettingsError(f"{where}.client_id: client id {project.client_id!r} is used twice")
         seen_ids.add(project.id)
         seen_clients.add(project.client_id)
-    for index, proxy in enumerate(settings.server.trusted_proxies):
-        try:
-            ipaddress.ip_network(proxy, strict=False)
-        except ValueError as exc:
-            raise SettingsError(f"server.trusted_proxies[{index}]: {exc}") from exc
+    for key in ("trusted_proxies", "admin_networks"):
+        for index, network in enumerate(getattr(settings.server, key)):
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise SettingsError(f"server.{key}[{index}]: {exc}") from exc
     if settings.site.country and not re.fullmatch(r"[A-Z]{2}", settings.site.country):
         raise SettingsError(f"site.country: must be an ISO-3166 alpha-2 code, got {settings.site.country!r}")
     url = settings.upstream.url

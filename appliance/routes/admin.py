@@ -1,6 +1,6 @@
 """`GET /admin/status` and `POST /admin/sync` (SPEC §3.6), for operators and the CLI.
 
-Loopback only: the admin endpoints answer only peers on 127.0.0.0/8 or ::1, whatever the
+They answer only peers inside `server.admin_networks` (loopback by default), whatever the
 listening address, because the CLI on the box itself is their user.
 """
 
@@ -15,7 +15,6 @@ from litestar import Request, Response, get, post
 from appliance import wire
 from appliance.errors import GatewayError
 from appliance.gateway import Gateway
-from sync import ledger
 
 
 class Forbidden(GatewayError):
@@ -23,32 +22,21 @@ class Forbidden(GatewayError):
 
 
 def _admin(request: Request[Any, Any, Any]) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
     host = request.client.host if request.client else ""
     try:
-        loopback = ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
-        loopback = host == "testclient"  # Litestar's in-process test client
-    if not loopback:
-        raise Forbidden("admin endpoints answer loopback clients only")
-    gateway: Gateway = request.app.state.gateway
+        address = None
+    if address is None or not any(address in network for network in gateway.admin_networks):
+        raise Forbidden("admin endpoints answer only clients in server.admin_networks (loopback by default)")
     return gateway
 
 
 @get("/admin/status")
 async def status(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Backlog per table, last sync result, open sessions."""
-    gateway = _admin(request)
-
-    def read(store: Any) -> dict[str, Any]:
-        open_sessions = store.connection.execute("SELECT count(*) FROM sessions WHERE NOT closed").fetchone()[0]
-        quarantined = store.connection.execute("SELECT count(*) FROM sync_quarantine").fetchone()[0]
-        return {"backlog": ledger.backlog(store.connection), "open_sessions": int(open_sessions),
-                "quarantined_rows": int(quarantined)}
-
-    body = await gateway.writer.call(read)
-    job = gateway.sync
-    body["upstream"] = gateway.settings.upstream.url.split("@")[-1] if job else None  # never the password
-    body["last_sync"] = msgspec.to_builtins(job.last_result) if job and job.last_result else None
+    body = await _admin(request).status()
     return Response(content=wire.encoder.encode(body), media_type="application/json")
 
 
