@@ -17,6 +17,7 @@ import sys
 import uvicorn
 
 from appliance.app import create_app
+from appliance.cli import admin_url_file
 from appliance.settings import Settings, SettingsError, load_settings
 
 
@@ -50,8 +51,16 @@ def serve(settings: Settings) -> int:
     # dying by the signal (systemd would log that as a failure).
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, lambda *_: None)
-    print(f"gateway listening on http://{host}:{port}", flush=True)
-    server.run(sockets=[sock])
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    print(f"gateway listening on {url}", flush=True)
+    # Where operator commands find this gateway (the config may say port 0).
+    address_file = admin_url_file(settings)
+    address_file.parent.mkdir(parents=True, exist_ok=True)
+    address_file.write_text(url + "\n")
+    try:
+        server.run(sockets=[sock])
+    finally:
+        address_file.unlink(missing_ok=True)
     # uvicorn returns normally after a graceful stop; a failed startup leaves `started` False.
     return 0 if server.started else 1
 
@@ -80,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "serve":
         return serve(settings)
-    from appliance import cli  # operator commands; not needed to serve
+    from appliance import cli
 
     operator_commands = {"upstream-init": cli.upstream_init, "sync": cli.sync, "status": cli.status}
     return operator_commands[args.command](settings)

@@ -11,6 +11,7 @@ import asyncio
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -45,7 +46,16 @@ def upstream_init(settings: Settings) -> int:
     return 1 if problems else 0
 
 
+def admin_url_file(settings: Settings) -> Path:
+    """The file in which a running gateway leaves its address, beside its DuckDB file."""
+    return Path(settings.storage.path + ".url")
+
+
 def _admin_url(settings: Settings) -> str:
+    try:
+        return admin_url_file(settings).read_text().strip()
+    except FileNotFoundError:
+        pass
     host = settings.server.host
     if host in ("0.0.0.0", "::", ""):  # noqa: S104 - listening everywhere: reach it on loopback
         host = "127.0.0.1"
@@ -61,13 +71,26 @@ def _running_gateway(settings: Settings) -> str | None:
     return url
 
 
+
+
+
+def _storage_busy(settings: Settings, exc: Exception) -> int:
+    print(f"cannot open {settings.storage.path} ({exc}); a gateway seems to hold it, but none answered at "
+          f"{_admin_url(settings)}", file=sys.stderr)
+    return 1
+
+
 def status(settings: Settings) -> int:
     """Print backlog and sync state, from the running gateway or from the files."""
     url = _running_gateway(settings)
     if url is not None:
         body: dict[str, Any] = httpx.get(f"{url}/admin/status", timeout=30).json()
     else:
-        with duckdb.connect(settings.storage.path, read_only=True) as connection:
+        try:
+            connection = duckdb.connect(settings.storage.path, read_only=True)
+        except duckdb.IOException as exc:
+            return _storage_busy(settings, exc)
+        with connection:
             open_sessions = connection.execute("SELECT count(*) FROM sessions WHERE NOT closed").fetchone()
             quarantined = connection.execute("SELECT count(*) FROM sync_quarantine").fetchone()
             body = {"backlog": ledger.backlog(connection), "open_sessions": open_sessions[0] if open_sessions else 0,
@@ -84,7 +107,10 @@ def sync(settings: Settings) -> int:
     url = _running_gateway(settings)
     if url is not None:
         return _sync_through(url)
-    return asyncio.run(_sync_files(settings))
+    try:
+        return asyncio.run(_sync_files(settings))
+    except duckdb.IOException as exc:
+        return _storage_busy(settings, exc)
 
 
 def _sync_through(url: str) -> int:

@@ -1,0 +1,65 @@
+"""Operator commands against real files, a real gateway and the ClickHouse HTTP front."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.e2e.conftest import REPO, GatewayServer
+from tests.e2e.test_upstream_faults import UpstreamFront, post
+from tests.helpers import write_config
+
+
+def run(config: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "appliance", *command, "--config", str(config)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_upstream_init_creates_then_checks_and_reports_wrong_columns(tmp_path: Path) -> None:
+    config = write_config(tmp_path, upstream={"url": "chdb://upstream"})
+    first = run(config, "upstream-init")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("created openpanel.") == 5
+    again = run(config, "upstream-init")
+    assert again.returncode == 0 and "created" not in again.stdout
+    assert "all 5 tables have the expected columns" in again.stdout
+
+
+def test_upstream_init_reports_a_table_that_does_not_match(tmp_path: Path) -> None:
+    front = UpstreamFront(tmp_path)  # creates the tables; then one is made wrong
+    try:
+        front.upstream._client.command("ALTER TABLE openpanel.groups MODIFY COLUMN name LowCardinality(String)")
+        config = write_config(tmp_path, upstream={"url": front.url})
+        result = run(config, "upstream-init")
+    finally:
+        front.stop()
+    assert result.returncode == 1
+    assert "problem: openpanel.groups.name: type LowCardinality(String), expected String" in result.stdout
+
+
+def test_status_and_sync_with_and_without_the_gateway(tmp_path: Path) -> None:
+    front = UpstreamFront(tmp_path)
+    try:
+        config = write_config(tmp_path, upstream={"url": front.url}, sync={"interval_seconds": 3600.0,
+                                                                          "batch_rows": 500})
+        gateway = GatewayServer(tmp_path).start()
+        post(gateway, "a", 1200)
+        through_gateway = run(config, "sync")  # the gateway holds the files: the CLI asks it
+        assert through_gateway.returncode == 0, through_gateway.stderr
+        # 1200 events, their session_start and the session row
+        assert through_gateway.stdout.strip().splitlines()[-1] == "sent 1202 rows, 0 waiting"
+        post(gateway, "b", 700)
+        assert gateway.stop() == 0
+        status = json.loads(run(config, "status").stdout)
+        assert status["gateway"] == "not running" and status["backlog"]["events"]["rows"] == 700
+        on_files = run(config, "sync")
+        assert on_files.returncode == 0, on_files.stderr
+        # Progress per batch; the same visit's session row goes again with its new totals.
+        assert on_files.stdout.splitlines() == ["events: 500 rows sent", "events: 700 rows sent",
+                                                "sessions: 1 rows sent", "done: 701 rows sent, 0 quarantined"]
+        assert front.count("SELECT count(), uniqExact(id) FROM openpanel.events") == [(1901, 1901)]
+        assert front.count("SELECT count(), sum(event_count) FROM openpanel.sessions FINAL") == [(1, 1900)]
+    finally:
+        front.stop()
