@@ -49,11 +49,12 @@ USER_AGENTS = [
 _ID_MARK = b"X" * 32
 
 
-def _config(folder: Path) -> Path:
+def write_config(folder: Path, sections: str = "") -> Path:
+    """A config in `folder`: free port, storage inside it, the bench project, plus `sections`."""
     path = folder / "config.toml"
     path.write_text(
         '[server]\nport = 0\n[storage]\npath = "var/bench.duckdb"\ncache_dir = "var/cache"\n'
-        'min_free_disk_bytes = 0\n[[projects]]\nid = "bench"\n'
+        f"min_free_disk_bytes = 0\n{sections}\n[[projects]]\nid = \"bench\"\n"
         f'client_id = "{CLIENT_ID}"\nclient_secret = "bench-secret"\n'
     )
     return path
@@ -186,8 +187,11 @@ class Server:
     """The gateway as a subprocess on a free port."""
 
     def __init__(self, folder: Path) -> None:
+        config = folder / "config.toml"
+        if not config.exists():
+            write_config(folder)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "appliance", "serve", "--config", str(_config(folder))],
+            [sys.executable, "-m", "appliance", "serve", "--config", str(config)],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
