@@ -5,7 +5,9 @@ posts `/track/batch` bodies (a mix of mobile-app and IoT events, ~0.5-1.5 KB eac
 with its own `__insertId` and a timestamp within the last hours) from `--clients` threads for
 `--seconds` (or at most `--max-requests` requests), then stops the server with SIGTERM.
 Prints events/s, p50/p99 batch latency, bytes per event and the server's peak RSS; with
-`--runs K` it repeats on a fresh server and prints the median of each figure.
+`--runs K` it repeats on a fresh server and prints the median of each figure. With
+`--upstream-hangs` the gateway forwards every 2 s to an upstream that never answers, to show
+that a dead uplink does not slow ingestion.
 
     .venv/bin/python bench/ingest.py --runs 3
 
@@ -232,8 +234,23 @@ class Server:
             return self.process.wait()
 
 
+def _hanging_upstream(folder: Path) -> tuple[subprocess.Popen[str], str]:
+    """The test suite's ClickHouse HTTP front, told to hang every request (a dead-slow uplink)."""
+    front = subprocess.Popen([sys.executable, str(REPO / "tests" / "upstream_front.py"), "--path", str(folder / "ch")],
+                             stdout=subprocess.PIPE, text=True)
+    assert front.stdout is not None
+    url = front.stdout.readline().split()[-1]
+    httpx.post(f"{url}/__fault", params={"mode": "hang"})
+    return front, url
+
+
 def run_once(args: argparse.Namespace, templates: list[bytes]) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
+    front = None
+    if args.upstream_hangs:
+        # Forwarding on, every 2 s, into an upstream that never answers (5 s timeout).
+        front, url = _hanging_upstream(folder)
+        write_config(folder, f'[upstream]\nurl = "{url}"\ntimeout_seconds = 5.0\n[sync]\ninterval_seconds = 2.0\n')
     server = Server(folder)
     latencies: list[float] = []
     accepted, failures, body_bytes = [0], [], [0]
@@ -274,6 +291,11 @@ def run_once(args: argparse.Namespace, templates: list[bytes]) -> dict[str, floa
         peak_rss, server_cpu = server.peak_rss_mib(), server.cpu_seconds()
     finally:
         exit_code = server.stop()
+        if front is not None:
+            front.kill()
+            front.wait()
+            if front.stdout is not None:
+                front.stdout.close()
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
     for failure in failures[:5]:
@@ -306,6 +328,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the temporary data folder")
+    parser.add_argument("--upstream-hangs", action="store_true",
+                        help="forward to an upstream that never answers (ingest must not slow down)")
     args = parser.parse_args()
     templates = _templates()
     results = []
