@@ -43,4 +43,6 @@ def delete_forwarded(store: Store, now_ms: int, retention_days: int) -> dict[str
             f"""DELETE FROM {table} WHERE seq <= ? AND {arrived} < epoch_ms(?::BIGINT) AND {condition}""",  # noqa: S608
             [through, cutoff_ms]).fetchone()
         deleted[table] = int(row[0]) if row else 0
+    # What upstream holds of a session is only needed while the session can still change.
+    store.connection.execute("DELETE FROM sync_sent_sessions WHERE id NOT IN (SELECT id FROM sessions)")
     return deleted
