@@ -1,1 +1,1 @@
-"""Upstream forwarding to ClickHouse (SPEC §10); built in a later issue, nothing runs yet."""
+"""Upstream forwarding to ClickHouse (SPEC §10): client, ledger, sync pass, retention."""
