@@ -18,6 +18,7 @@ from litestar.testing import TestClient
 
 from appliance.app import create_app
 from appliance.settings import load_settings
+from tests.app.conftest import AppClient
 from tests.helpers import AUTH, PHONE_UA, track, write_config
 
 MINUTE_MS = 60_000
@@ -43,11 +44,12 @@ class FakeClock:
         self.now_ms += ms
 
 
-class Site:
+class Site(AppClient):
     """The app under a fake clock, with helpers that read the tables."""
 
     def __init__(self, client: TestClient[Any], clock: FakeClock) -> None:
-        self.http, self.clock = client, clock
+        super().__init__(client)
+        self.clock = clock
 
     def post(self, events: list[dict[str, Any]], ua: str = PHONE_UA, **headers: str) -> dict[str, Any]:
         response = self.http.post("/track/batch", content=msgspec.json.encode({"events": events}),
@@ -55,14 +57,7 @@ class Site:
         assert response.status_code == 202, response.text
         return dict(response.json())
 
-    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        reader = self.http.app.state.gateway.writer.reader()
-        try:
-            return reader.execute(sql, list(params)).fetchall()
-        finally:
-            reader.close()
-
-    def count(self, sql_where: str = "true") -> int:
+    def count_where(self, sql_where: str) -> int:
         return int(self.rows(f"SELECT count(*) FROM events WHERE {sql_where}")[0][0])
 
     def starts_per_session(self) -> dict[str, int]:
@@ -117,7 +112,7 @@ def test_thirty_seconds_apart_across_a_bucket_edge_are_two_sessions(site: Site) 
     edge = site.clock.now_ms - site.clock.now_ms % BUCKET_MS - 2 * BUCKET_MS  # an edge an hour ago
     # The first 5 s after an edge still belong to the bucket before it (SPEC §5.2).
     site.post([track("before", __timestamp=at(edge - 20_000)), track("after", __timestamp=at(edge + 10_000))])
-    assert site.count("name = 'session_start'") == 2
+    assert site.count_where("name = 'session_start'") == 2
     assert site.rows("SELECT count(*) FROM sessions") == [(2,)]
 
 
@@ -174,8 +169,8 @@ def test_kiosk_with_two_profiles_in_two_periods(site: Site) -> None:
 def test_twenty_events_in_the_same_millisecond(site: Site) -> None:
     moment = at(site.clock.now_ms - 10 * MINUTE_MS)
     site.post([track(f"tap{i}", __timestamp=moment) for i in range(20)])
-    assert site.count("name LIKE 'tap%'") == 20
-    assert site.count("name = 'session_start'") == 1
+    assert site.count_where("name LIKE 'tap%'") == 20
+    assert site.count_where("name = 'session_start'") == 1
     assert site.rows("SELECT count(*), sum(event_count) FROM sessions") == [(1, 20)]
 
 
@@ -184,7 +179,7 @@ def test_hundred_events_over_thirty_minutes_across_an_edge_in_one_request(site: 
     events = [track(f"e{i}", __timestamp=at(edge - 15 * MINUTE_MS + i * 18_000)) for i in range(100)]
     site.post(events)
     assert site.rows("SELECT count(*), sum(event_count) FROM sessions") == [(2, 100)]
-    assert site.count("name = 'session_start'") == 2
+    assert site.count_where("name = 'session_start'") == 2
 
 
 def test_live_session_rolls_across_a_bucket_edge(site: Site) -> None:
@@ -231,7 +226,7 @@ def test_every_session_ends_once_with_duration_and_bounce(site: Site) -> None:
     site.post([track("late", __timestamp=at(now - 3 * HOUR_MS + 6 * MINUTE_MS))])
     site.clock.advance(31 * MINUTE_MS)
     assert site.close_quiet_sessions() == 0
-    assert site.count("name = 'session_end'") == 2
+    assert site.count_where("name = 'session_end'") == 2
     assert site.rows("SELECT event_count, duration FROM sessions WHERE exit_path = ''") == [(3, 6 * MINUTE_MS)]
 
 
