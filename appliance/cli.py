@@ -130,7 +130,8 @@ def _sync_through(url: str) -> int:
 
 
 async def _sync_files(settings: Settings) -> int:
-    writer = StorageWriter(settings.storage.path, cache_dir=settings.storage.cache_dir, duplicate_window_ms=0)
+    writer = StorageWriter(settings.storage.path, cache_dir=settings.storage.cache_dir, duplicate_window_ms=0,
+                           memory_limit=settings.storage.memory_limit)
     writer.start()
     job = SyncJob(writer, lambda: Upstream(settings.upstream.url, settings.upstream.database),
                   gateway_id=settings.gateway.id, batch_rows=settings.sync.batch_rows,

@@ -45,7 +45,8 @@ class Gateway:
         self.session_timeout_ms = settings.sessions.timeout_minutes * 60_000
         acceptance_window_ms = settings.limits.max_event_age_days * DAY_MS + self.session_timeout_ms
         self.writer = StorageWriter(
-            settings.storage.path, cache_dir=settings.storage.cache_dir, duplicate_window_ms=acceptance_window_ms
+            settings.storage.path, cache_dir=settings.storage.cache_dir, duplicate_window_ms=acceptance_window_ms,
+            memory_limit=settings.storage.memory_limit,
         )
         self.live = LiveSessions(self.session_timeout_ms)
         self.sync: SyncJob | None = None

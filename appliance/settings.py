@@ -49,6 +49,7 @@ class StorageSettings(_Section, frozen=True):
     min_free_disk_bytes: Annotated[int, msgspec.Meta(ge=0)] = 256 * 1024 * 1024
     checkpoint_wal_bytes: Annotated[int, msgspec.Meta(ge=1024 * 1024)] = 64 * 1024 * 1024
     checkpoint_interval_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    memory_limit: Annotated[str, msgspec.Meta(pattern=r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")] = "1GB"
 
 
 class LimitSettings(_Section, frozen=True):

@@ -20,10 +20,11 @@ from storage.schema import MIGRATIONS
 _AUTOMATIC_CHECKPOINT_THRESHOLD = "1GB"
 
 
-def open_database(path: str) -> duckdb.DuckDBPyConnection:
+def open_database(path: str, memory_limit: str = "1GB") -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) and migrate the gateway's DuckDB file."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    connection = duckdb.connect(path)
+    # DuckDB's default is 80% of RAM for its cache; a site box runs other things too.
+    connection = duckdb.connect(path, config={"memory_limit": memory_limit})
     connection.execute(f"SET checkpoint_threshold = '{_AUTOMATIC_CHECKPOINT_THRESHOLD}'")
     migrate(connection)
     return connection
