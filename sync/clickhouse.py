@@ -160,6 +160,14 @@ class Upstream:
         except (DatabaseError, OperationalError, OSError) as exc:
             raise classify_error(exc) from exc
 
+    def insert_arrow(self, table: str, rows: Any, token: str) -> None:
+        """Insert an Arrow table (columns named as upstream) with its deduplication token."""
+        try:
+            self._client.insert_arrow(f"{self.database}.{table}", rows,
+                                      settings={**_INSERT_SETTINGS, "insert_deduplication_token": token})
+        except (DatabaseError, OperationalError, OSError) as exc:
+            raise classify_error(exc) from exc
+
     def existing_event_ids(self, ids: list[str]) -> set[str]:
         """Which of these event ids the upstream already holds (reconciliation after ambiguity)."""
         try:

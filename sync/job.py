@@ -18,6 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from storage.store import Store
 from storage.writer import StorageWriter
 from sync import ledger
@@ -27,6 +30,8 @@ from sync.clickhouse import Upstream, UpstreamError
 log = logging.getLogger(__name__)
 
 _MAX_BACKOFF_SECONDS = 300.0
+# A block to insert: a list of row lists, or a pyarrow.Table (pyarrow has no type stubs).
+Rows = Any
 
 
 @dataclass
@@ -115,31 +120,31 @@ class SyncJob:
         seqs, rows = self._rows_of(batch)
         if batch.ambiguous and batch.table == "events":
             # The last attempt may have landed: send only what the server does not hold.
-            held = upstream.existing_event_ids([row[0] for row in rows])
-            keep = [i for i, row in enumerate(rows) if row[0] not in held]
-            if not keep:
+            assert isinstance(rows, pa.Table)
+            held = upstream.existing_event_ids(rows.column("id").to_pylist())
+            missing = pc.invert(pc.is_in(rows.column("id"), value_set=pa.array(sorted(held), pa.string())))
+            if not held:
+                return _insert_isolating(upstream, batch.table, seqs, rows, batch.token)
+            seqs = [seq for seq, keep in zip(seqs, missing.to_pylist(), strict=True) if keep]
+            rows = rows.filter(missing)
+            if not seqs:
                 return []
-            if len(keep) < len(rows):
-                seqs, rows = [seqs[i] for i in keep], [rows[i] for i in keep]
-                return _insert_isolating(upstream, batch.table, seqs, rows, f"{batch.token}:rest")
+            return _insert_isolating(upstream, batch.table, seqs, rows, f"{batch.token}:rest")
         return _insert_isolating(upstream, batch.table, seqs, rows, batch.token)
 
-    def _rows_of(self, batch: ledger.Batch) -> tuple[list[int], list[list[Any]]]:
+    def _rows_of(self, batch: ledger.Batch) -> tuple[list[int], Rows]:
         if batch.snapshot is not None:
             return ([batch.first_seq] * len(batch.snapshot),
                     [upstream_rows.insertable(batch.table, row) for row in batch.snapshot])
+        # Rows that never change are read straight into Arrow, in the upstream's columns.
         reader = self._writer.reader()
         try:
-            cursor = reader.execute(
-                f"SELECT * FROM {batch.table} WHERE seq BETWEEN ? AND ? ORDER BY seq",  # noqa: S608
-                [batch.first_seq, batch.last_seq])
-            names = [d[0] for d in cursor.description or []]
-            local = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            table = reader.sql(upstream_rows.arrow_select(batch.table), params={
+                "gateway": self._gateway_id, "first": batch.first_seq, "last": batch.last_seq}).to_arrow_table()
         finally:
             reader.close()
-        convert = ((lambda row: upstream_rows.event_row(row, self._gateway_id)) if batch.table == "events"
-                   else upstream_rows.replay_row)
-        return [int(row["seq"]) for row in local], [convert(row) for row in local]
+        seqs = table.column("seq").to_pylist()
+        return seqs, table.drop_columns(["seq"])
 
     def _connection(self) -> Upstream:
         if self._upstream is None:
@@ -161,7 +166,7 @@ class SyncJob:
             self._upstream = None
 
 
-def _insert_isolating(upstream: Upstream, table: str, seqs: list[int], rows: list[list[Any]],
+def _insert_isolating(upstream: Upstream, table: str, seqs: list[int], rows: Rows,
                       token: str) -> list[tuple[int, str, Any]]:
     """Insert; when the server refuses the data, halve until the refused rows are alone.
 
@@ -169,13 +174,19 @@ def _insert_isolating(upstream: Upstream, table: str, seqs: list[int], rows: lis
     splits the same way and sends the same tokens.
     """
     try:
-        upstream.insert(table, rows, token)
+        if isinstance(rows, pa.Table):
+            upstream.insert_arrow(table, rows, token)
+        else:
+            upstream.insert(table, rows, token)
         return []
     except UpstreamError as exc:
         if exc.retryable:
             raise
-        if len(rows) == 1:
-            return [(seqs[0], str(exc), rows[0])]
-        middle = len(rows) // 2
-        return (_insert_isolating(upstream, table, seqs[:middle], rows[:middle], f"{token}/a")
-                + _insert_isolating(upstream, table, seqs[middle:], rows[middle:], f"{token}/b"))
+        if len(seqs) == 1:
+            row = rows.to_pylist()[0] if isinstance(rows, pa.Table) else rows[0]
+            return [(seqs[0], str(exc), row)]
+        middle = len(seqs) // 2
+        first, second = ((rows.slice(0, middle), rows.slice(middle)) if isinstance(rows, pa.Table)
+                         else (rows[:middle], rows[middle:]))
+        return (_insert_isolating(upstream, table, seqs[:middle], first, f"{token}/a")
+                + _insert_isolating(upstream, table, seqs[middle:], second, f"{token}/b"))

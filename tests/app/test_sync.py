@@ -40,11 +40,22 @@ class FaultyUpstream(Upstream):
     hang: threading.Event | None = None  # while set to an unset Event, inserts wait for it
 
     def insert(self, table: str, rows: Any, token: str) -> None:
+        self._before()
+        super().insert(table, rows, token)
+        self._after()
+
+    def insert_arrow(self, table: str, rows: Any, token: str) -> None:
+        self._before()
+        super().insert_arrow(table, rows, token)
+        self._after()
+
+    def _before(self) -> None:
         if FaultyUpstream.hang is not None:
             FaultyUpstream.hang.wait(60)
         if FaultyUpstream.refuse:
             raise UpstreamError("Connection refused", retryable=True)
-        super().insert(table, rows, token)
+
+    def _after(self) -> None:
         if FaultyUpstream.lose_answers:
             FaultyUpstream.lose_answers -= 1
             raise UpstreamError("timed out reading the response", retryable=True, ambiguous=True)
@@ -152,7 +163,7 @@ def test_refused_row_is_quarantined_and_the_rest_forwarded(site: Site) -> None:
     reader = site.http.app.state.gateway.writer.reader()
     error, row = reader.execute("SELECT error, row FROM sync_quarantine").fetchone()
     reader.close()
-    assert "no_poison" in error and json.loads(row)[1] == "poison"
+    assert "no_poison" in error and json.loads(row)["name"] == "poison"
 
 
 def test_late_event_updates_the_forwarded_session(site: Site) -> None:
