@@ -26,8 +26,14 @@ def open_database(path: str, memory_limit: str = "1GB") -> duckdb.DuckDBPyConnec
     # DuckDB's default is 80% of RAM for its cache; a site box runs other things too.
     connection = duckdb.connect(path, config={"memory_limit": memory_limit})
     connection.execute(f"SET checkpoint_threshold = '{_AUTOMATIC_CHECKPOINT_THRESHOLD}'")
+    disable_progress_bar(connection)
     migrate(connection)
     return connection
+
+
+def disable_progress_bar(connection: duckdb.DuckDBPyConnection) -> None:
+    """Long reads (sync) must not draw a progress bar on the service's log; per connection."""
+    connection.execute("SET enable_progress_bar = false")
 
 
 def migrate(connection: duckdb.DuckDBPyConnection) -> None:

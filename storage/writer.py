@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from storage.database import open_database
+from storage.database import disable_progress_bar, open_database
 from storage.locks import SessionStartLocks
 from storage.rows import WriteRequest, WriteResult
 from storage.store import Store
@@ -109,7 +109,9 @@ class StorageWriter:
         """A separate connection to the same database, for reads from other threads."""
         if self._store is None:
             raise WriterStopped("storage is not open")
-        return self._store.connection.cursor()
+        cursor = self._store.connection.cursor()
+        disable_progress_bar(cursor)
+        return cursor
 
     # ---- requests ----------------------------------------------------------------------------
 
