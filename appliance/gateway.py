@@ -65,7 +65,6 @@ class Gateway:
         self._geo: GeoLocator | None = None
         self._referrers: ReferrerTable | None = None
         self._salts: dict[dt.date, tuple[str, str | None]] = {}
-        self.started_at = time.time()
 
     @property
     def geo(self) -> GeoLocator:

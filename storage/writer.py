@@ -14,7 +14,6 @@ import asyncio
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -77,7 +76,6 @@ class StorageWriter:
         self._thread: threading.Thread | None = None
         self._store: Store | None = None
         self.last_commit_error: str | None = None
-        self.last_commit_at: float | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -197,7 +195,6 @@ class StorageWriter:
                 self._commit_group([job])
             return
         self.last_commit_error = None
-        self.last_commit_at = time.time()
         for job, result in zip(group, results, strict=True):
             job.resolve(result)
 
