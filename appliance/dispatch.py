@@ -76,7 +76,6 @@ def dispatch(context: RequestContext, events: list[ValidEvent]) -> Dispatched:
         match event.item:
             case wire.TrackItem():
                 row = _track_row(context, event, device, addresses.location(ip), session, live)
-                out.identity_by_index[event.index] = (row.device_id, row.session_id)
                 if live:
                     out.live_positions.append(len(out.write.events))
                 out.write.events.append(row)

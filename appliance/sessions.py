@@ -14,12 +14,10 @@ from dataclasses import dataclass
 import duckdb
 
 from storage.rows import EventRow
+from storage.schema import GEO_AND_AGENT_NAMES
 
 # Enrichment a borrowing server event takes from the session it joins.
-BORROWED_COLUMNS = (
-    "country", "city", "region", "longitude", "latitude",
-    "os", "os_version", "browser", "browser_version", "device", "brand", "model",
-)
+BORROWED_COLUMNS = GEO_AND_AGENT_NAMES
 
 
 @dataclass(slots=True)

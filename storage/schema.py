@@ -139,6 +139,9 @@ REPLAY_COLUMNS: tuple[Column, ...] = (
     Column("received_at", "TIMESTAMP NOT NULL", pa.timestamp("ms")),
 )
 
+# The names of the shared enrichment columns, for code that copies them between rows.
+GEO_AND_AGENT_NAMES: tuple[str, ...] = tuple(c.name for c in _GEO_AND_AGENT)
+
 EVENT_ARROW_SCHEMA = pa.schema([(c.name, c.arrow_type) for c in EVENT_COLUMNS])
 PROFILE_ARROW_SCHEMA = pa.schema([(c.name, c.arrow_type) for c in (*PROFILE_COLUMNS, PROFILE_GROUPS)])
 SESSION_ARROW_SCHEMA = pa.schema([(c.name, c.arrow_type) for c in SESSION_COLUMNS])

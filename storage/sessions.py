@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from storage.rows import EventRow
+from storage.schema import GEO_AND_AGENT_NAMES
 
 SESSION_EVENTS = frozenset({"session_start", "session_end"})
 SCREEN_VIEW = "screen_view"
@@ -64,18 +65,7 @@ def _aggregate(rows: list[EventRow]) -> dict[str, Any]:
         "referrer_name": first.referrer_name,
         "referrer_type": first.referrer_type,
         **{name: query.get(f"__query.{name}", "") for name in _UTM},
-        "country": first.country,
-        "region": first.region,
-        "city": first.city,
-        "longitude": first.longitude,
-        "latitude": first.latitude,
-        "os": first.os,
-        "os_version": first.os_version,
-        "browser": first.browser,
-        "browser_version": first.browser_version,
-        "device": first.device,
-        "brand": first.brand,
-        "model": first.model,
+        **{name: getattr(first, name) for name in GEO_AND_AGENT_NAMES},
         "revenue": sum(r.revenue for r in rows),
         "groups": sorted({group for r in rows for group in r.groups}),
         "is_live": any(r.session_is_live for r in rows),
@@ -121,16 +111,5 @@ def session_end_row(session: dict[str, Any], received_ms: int) -> EventRow:
         referrer_name=session["referrer_name"],
         referrer_type=session["referrer_type"],
         duration=ended_at - int(session["created_at"]),
-        country=session["country"],
-        city=session["city"],
-        region=session["region"],
-        longitude=session["longitude"],
-        latitude=session["latitude"],
-        os=session["os"],
-        os_version=session["os_version"],
-        browser=session["browser"],
-        browser_version=session["browser_version"],
-        device=session["device"],
-        brand=session["brand"],
-        model=session["model"],
+        **{name: session[name] for name in GEO_AND_AGENT_NAMES},
     )
