@@ -18,32 +18,68 @@ import duckdb
 import httpx
 
 from appliance.settings import Settings
+from storage import ledger
+from storage.upstream_rows import REQUIRED, TABLE_ORDER, canonical_schema
 from storage.writer import StorageWriter
-from sync import ledger
 from sync.clickhouse import Upstream
 from sync.job import SyncJob
+from sync.openpanel_schema import DEDUPLICATION_WINDOW
+from sync.upstream_tables import plan_table
 
 _BATCHES_PER_CALL = 4
 
 
 def upstream_init(settings: Settings) -> int:
-    """Create missing upstream tables, then check every table's columns; 0 when all is well."""
-    if not settings.upstream.url:
+    """Create missing upstream tables (OpenPanel's schema), then report what matters about every
+    table: types that cannot take the gateway's rows (exit 1), columns it will not fill, and how
+    a resent insert is kept from landing twice."""
+    config = settings.upstream
+    if not config.url:
         print("upstream.url is empty: nothing to initialise", file=sys.stderr)
         return 2
-    upstream = Upstream(settings.upstream.url, settings.upstream.database)
+    upstream = Upstream(config.url, config.database)
     try:
-        created = upstream.create_tables()
-        problems = upstream.check_columns()
+        layout = f"ON CLUSTER {config.cluster}" if config.cluster else "single node"
+        for table in upstream.create_tables(config.cluster):
+            print(f"created {config.database}.{table} ({layout})")
+        problems, notes = _inspect(upstream, config.set_deduplication_window)
     finally:
         upstream.close()
-    for table in created:
-        print(f"created {settings.upstream.database}.{table}")
+    for note in notes:
+        print(f"note: {note}")
     for problem in problems:
         print(f"problem: {problem}")
     if not problems:
-        print(f"upstream {settings.upstream.database}: all {len(ledger.TABLE_ORDER)} tables have the expected columns")
+        print(f"upstream {config.database}: all {len(TABLE_ORDER)} tables can take the gateway's rows")
     return 1 if problems else 0
+
+
+def _inspect(upstream: Upstream, may_set_window: bool) -> tuple[list[str], list[str]]:
+    problems: list[str] = []
+    notes: list[str] = []
+    described = upstream.describe()
+    for table in TABLE_ORDER:
+        found = described.get(table)
+        plan = plan_table(table, canonical_schema(table), found, REQUIRED[table], upstream.database)
+        problems += plan.problems
+        if found is None:
+            continue
+        where = f"{upstream.database}.{table}"
+        if plan.unsent:
+            notes.append(f"{where} has no column for {', '.join(plan.unsent)}: not forwarded")
+        if plan.set_inserted_at:
+            notes.append(f"{where}.inserted_at is set to the upstream's time of each insert")
+        if found.distributed:
+            notes.append(f"{where} is Distributed over {found.local_table}: inserted in the foreground")
+        if found.dedup_window > 0:
+            continue
+        if found.can_set_dedup_window and may_set_window:
+            upstream.set_deduplication_window(table)
+            notes.append(f"{where}: set non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}")
+        else:
+            notes.append(f"{where} has no deduplication window: the gateway looks up which rows it already "
+                         "holds before every insert")
+    return problems, notes
 
 
 def admin_url_file(settings: Settings) -> Path:
@@ -91,10 +127,7 @@ def status(settings: Settings) -> int:
         except duckdb.IOException as exc:
             return _storage_busy(settings, exc)
         with connection:
-            open_sessions = connection.execute("SELECT count(*) FROM sessions WHERE NOT closed").fetchone()
-            quarantined = connection.execute("SELECT count(*) FROM sync_quarantine").fetchone()
-            body = {"backlog": ledger.backlog(connection), "open_sessions": open_sessions[0] if open_sessions else 0,
-                    "quarantined_rows": quarantined[0] if quarantined else 0, "gateway": "not running"}
+            body = {**ledger.status(connection), "gateway": "not running"}
     print(json.dumps(body, indent=2, default=str))
     return 0
 
@@ -133,14 +166,18 @@ async def _sync_files(settings: Settings) -> int:
     writer = StorageWriter(settings.storage.path, cache_dir=settings.storage.cache_dir, duplicate_window_ms=0,
                            memory_limit=settings.storage.memory_limit)
     writer.start()
-    job = SyncJob(writer, lambda: Upstream(settings.upstream.url, settings.upstream.database),
+    job = SyncJob(writer, lambda: Upstream(settings.upstream.url, settings.upstream.database,
+                                           timeout_seconds=settings.upstream.timeout_seconds),
                   gateway_id=settings.gateway.id, batch_rows=settings.sync.batch_rows,
-                  interval_seconds=settings.sync.interval_seconds, clock=lambda: time.time_ns() // 1_000_000)
+                  interval_seconds=settings.sync.interval_seconds, clock=lambda: time.time_ns() // 1_000_000,
+                  set_deduplication_window=settings.upstream.set_deduplication_window)
     try:
         result = await job.run_once(progress=lambda table, rows: print(f"{table}: {rows} rows sent", flush=True))
     finally:
         job.close()
         writer.stop()
+    for problem in result.problems:
+        print(f"problem: {problem}", file=sys.stderr)
     if result.error:
         print(f"stopped: {result.error}", file=sys.stderr)
         return 1

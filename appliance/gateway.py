@@ -9,6 +9,7 @@ nothing here is created at import time. Time comes from `clock` (epoch ms), so t
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
@@ -25,12 +26,11 @@ from appliance.enrich.useragent import classify
 from appliance.sessions import LiveSessions
 from appliance.settings import ProjectSettings, Settings
 from appliance.timestamps import DAY_MS
-from storage.store import Store
+from storage import ledger
+from storage.retention import delete_forwarded
 from storage.writer import StorageWriter
-from sync import ledger
 from sync.clickhouse import Upstream
 from sync.job import SyncJob
-from sync.retention import delete_forwarded
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class Gateway:
             self.sync = SyncJob(
                 self.writer, self._connect_upstream, gateway_id=settings.gateway.id,
                 batch_rows=settings.sync.batch_rows, interval_seconds=settings.sync.interval_seconds, clock=self.clock,
+                set_deduplication_window=settings.upstream.set_deduplication_window,
             )
         self.disk = DiskGuard(
             settings.storage.path,
@@ -117,18 +118,19 @@ class Gateway:
     async def status(self) -> dict[str, Any]:
         """Backlog per table, quarantined rows, open sessions, last sync (for /admin/status)."""
 
-        def read(store: Store) -> dict[str, Any]:
-            open_sessions = store.connection.execute("SELECT count(*) FROM sessions WHERE NOT closed").fetchone()
-            quarantined = store.connection.execute("SELECT count(*) FROM sync_quarantine").fetchone()
-            return {"backlog": ledger.backlog(store.connection),
-                    "open_sessions": int(open_sessions[0]) if open_sessions else 0,
-                    "quarantined_rows": int(quarantined[0]) if quarantined else 0}
+        def read() -> dict[str, Any]:
+            reader = self.writer.reader()
+            try:
+                return ledger.status(reader)
+            finally:
+                reader.close()
 
-        body = await self.writer.call(read)
+        body = await asyncio.to_thread(read)
         url = self.settings.upstream.url
         body["upstream"] = url.rpartition("@")[2] if url else None  # never the credentials
         last = self.sync.last_result if self.sync else None
         body["last_sync"] = msgspec.to_builtins(last) if last else None
+        body["upstream_problems"] = last.problems if last else []
         return body
 
     # ---- scheduled jobs (appliance.scheduler) ----------------------------------------------------
@@ -149,8 +151,7 @@ class Gateway:
 
     async def apply_retention(self) -> dict[str, int]:
         """Delete forwarded rows older than `storage.retention_days` (never unforwarded ones)."""
-        now, days = self.clock(), self.settings.storage.retention_days
-        deleted = await self.writer.call(lambda store: delete_forwarded(store, now, days))
+        deleted = await delete_forwarded(self.writer, self.clock(), self.settings.storage.retention_days)
         log.info("retention: deleted %s", deleted)
         return deleted
 

@@ -80,6 +80,12 @@ class UpstreamSettings(_Section, frozen=True):
     url: str = ""
     database: str = "openpanel"
     timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    # OpenPanel's clustered layout: `upstream-init` creates Distributed tables over
+    # `*_replicated` ones ON CLUSTER this name; "" = a single node.
+    cluster: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.{}-]*$")] = ""
+    # May the gateway (and `upstream-init`) set `non_replicated_deduplication_window` on upstream
+    # tables that lack it? If not, it reconciles by id before every insert instead.
+    set_deduplication_window: bool = True
 
 
 class SyncSettings(_Section, frozen=True):

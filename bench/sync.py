@@ -6,28 +6,75 @@ mix (so sessions are built too), then times one `POST /admin/sync` that forwards
 backlog (events, sessions, profiles) and prints rows/s. `--runs K` repeats on fresh folders and
 prints the median.
 
+With `--sessions-heavy` every event comes from its own device at its own time in the last four
+days (about one session per event, as a fleet's backlog after an outage), and while the pass
+runs a prober posts a small batch every 50 ms: the worst and p99 latency of those requests show
+whether the pass holds up ingest (the writer it shares with them).
+
     .venv/bin/python bench/sync.py --runs 3
+    .venv/bin/python bench/sync.py --sessions-heavy --events 100000 --runs 3
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import random
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import uuid
 from pathlib import Path
 
 import httpx
+import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest import HEADERS, REPO, USER_AGENTS, Server, _batch_body, _templates, write_config
 
 
-def run_once(events: int, batch_rows: int) -> dict[str, float]:
+def _sessions_heavy_body(size: int, rng: random.Random, now: dt.datetime) -> bytes:
+    """`size` screen views, each from a new device at a random time of the last four days."""
+    events = []
+    for _ in range(size):
+        when = now - dt.timedelta(seconds=rng.randint(3600, 4 * 86400))
+        events.append({"type": "track", "payload": {"name": "screen_view", "properties": {
+            "__insertId": uuid.uuid4().hex, "__deviceId": uuid.uuid4().hex,
+            "__timestamp": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "__path": f"https://shop.example.com/p/{rng.randint(1, 500)}", "screen": "Product"}}})
+    return msgspec.json.encode({"events": events})
+
+
+class _Prober:
+    """Posts a small batch every 50 ms and records how long each took, until stopped."""
+
+    def __init__(self, url: str) -> None:
+        self.latencies: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(url,), daemon=True)
+        self._thread.start()
+
+    def _run(self, url: str) -> None:
+        rng = random.Random(11)
+        with httpx.Client(base_url=url, headers={**HEADERS, "user-agent": USER_AGENTS[0]}, timeout=120) as http:
+            while not self._stop.is_set():
+                body = _sessions_heavy_body(10, rng, dt.datetime.now(dt.UTC))
+                started = time.perf_counter()
+                assert http.post("/track/batch", content=body).status_code == 202
+                self.latencies.append(time.perf_counter() - started)
+                self._stop.wait(0.05)
+
+    def stop(self) -> list[float]:
+        self._stop.set()
+        self._thread.join()
+        return self.latencies
+
+
+def run_once(events: int, batch_rows: int, sessions_heavy: bool = False) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix="gateway-sync-bench-"))
     config = write_config(folder, f'[upstream]\nurl = "chdb://var/upstream"\n'
                                   f"[sync]\ninterval_seconds = 86400.0\nbatch_rows = {batch_rows}\n")
@@ -35,21 +82,29 @@ def run_once(events: int, batch_rows: int) -> dict[str, float]:
                    cwd=REPO, check=True, capture_output=True)
     server = Server(folder)
     try:
-        templates, rng = _templates(), random.Random(3)
+        templates, rng, now = _templates(), random.Random(3), dt.datetime.now(dt.UTC)
         with httpx.Client(base_url=server.url, headers={**HEADERS, "user-agent": USER_AGENTS[0]},
                           timeout=120) as http:
             for _ in range(events // 2000):
-                assert http.post("/track/batch", content=_batch_body(templates, 2000, rng)).status_code == 202
+                body = _sessions_heavy_body(2000, rng, now) if sessions_heavy else _batch_body(templates, 2000, rng)
+                assert http.post("/track/batch", content=body).status_code == 202
+            prober = _Prober(server.url) if sessions_heavy else None
             started = time.perf_counter()
             result = http.post("/admin/sync", timeout=3600).json()
             elapsed = time.perf_counter() - started
+            latencies = prober.stop() if prober else []
     finally:
         server.stop()
         shutil.rmtree(folder, ignore_errors=True)
     if result["error"]:
         raise RuntimeError(f"sync failed: {result['error']}")
     rows = sum(result["sent_rows"].values())
-    return {"rows": rows, "seconds": elapsed, "rows_per_s": rows / elapsed, **result["sent_rows"]}
+    figures = {"rows": rows, "seconds": elapsed, "rows_per_s": rows / elapsed, **result["sent_rows"]}
+    if latencies:
+        figures.update(probes=len(latencies), worst_ingest_ms=max(latencies) * 1000,
+                       p99_ingest_ms=statistics.quantiles(latencies, n=100)[98] * 1000 if len(latencies) > 1
+                       else latencies[0] * 1000)
+    return figures
 
 
 def main() -> None:
@@ -57,17 +112,26 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch-rows", type=int, default=50_000, help="sync.batch_rows")
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--sessions-heavy", action="store_true",
+                        help="one session per event, and ingest latency measured during the pass")
     args = parser.parse_args()
-    rates = []
+    rates, worst = [], []
     for run in range(1, args.runs + 1):
-        figures = run_once(args.events, args.batch_rows)
+        figures = run_once(args.events, args.batch_rows, args.sessions_heavy)
         rates.append(figures["rows_per_s"])
-        print(f"run {run}: {figures['rows']:,} rows in {figures['seconds']:.1f} s = "
-              f"{figures['rows_per_s']:,.0f} rows/s (events {figures.get('events', 0):,}, "
-              f"sessions {figures.get('sessions', 0):,})", flush=True)
+        line = (f"run {run}: {figures['rows']:,} rows in {figures['seconds']:.1f} s = "
+                f"{figures['rows_per_s']:,.0f} rows/s (events {figures.get('events', 0):,}, "
+                f"sessions {figures.get('sessions', 0):,})")
+        if "worst_ingest_ms" in figures:
+            worst.append(figures["worst_ingest_ms"])
+            line += (f"; ingest during the pass: {figures['probes']} requests, "
+                     f"worst {figures['worst_ingest_ms']:.0f} ms, p99 {figures['p99_ingest_ms']:.0f} ms")
+        print(line, flush=True)
     if args.runs > 1:
         print(f"median of {args.runs}: {statistics.median(rates):,.0f} rows/s into chdb "
-              f"({args.events:,} events, batch_rows {args.batch_rows:,})")
+              f"({args.events:,} events, batch_rows {args.batch_rows:,})"
+              + (f"; worst ingest latency during the pass {statistics.median(worst):.0f} ms (median of worsts)"
+                 if worst else ""))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from storage.schema import MIGRATIONS
+from storage.migrations import MIGRATIONS
 
 # DuckDB checkpoints inside a commit once the WAL passes this size; the writer checkpoints on
 # its own schedule well before, so this is only the last resort.

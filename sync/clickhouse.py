@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,60 +18,20 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
+from sync import openpanel_schema
+from sync.openpanel_schema import DEDUPLICATION_WINDOW
+from sync.upstream_tables import KeyKind, UpstreamTable, describe_tables
+
 log = logging.getLogger(__name__)
 
 # Inserts are synchronous, so a confirmed insert is in a part and its dedup token applies
 # (chdb defaults to async_insert=1).
 _INSERT_SETTINGS = {"async_insert": 0, "insert_deduplicate": 1}
-DEDUPLICATION_WINDOW = 100_000
-_TEXT = "LowCardinality(String)"
-_GEO_AND_AGENT = [
-    ("country", _TEXT), ("city", "String"), ("region", _TEXT), ("longitude", "Nullable(Float32)"),
-    ("latitude", "Nullable(Float32)"), ("os", _TEXT), ("os_version", _TEXT), ("browser", _TEXT),
-    ("browser_version", _TEXT), ("device", _TEXT), ("brand", _TEXT), ("model", _TEXT),
-]
-
-# OpenPanel's tables: columns (in insert order), engine, sort key.
-TABLES: dict[str, tuple[list[tuple[str, str]], str, str]] = {
-    "events": (
-        [("id", "UUID"), ("name", _TEXT), ("sdk_name", _TEXT), ("sdk_version", _TEXT), ("device_id", "String"),
-         ("profile_id", "String"), ("project_id", "String"), ("session_id", "String"), ("groups", "Array(String)"),
-         ("path", "String"), ("origin", "String"), ("referrer", "String"), ("referrer_name", "String"),
-         ("referrer_type", _TEXT), ("revenue", "UInt64"), ("duration", "UInt64"),
-         ("properties", "Map(String, String)"), ("created_at", "DateTime64(3)"), *_GEO_AND_AGENT,
-         ("imported_at", "Nullable(DateTime)")],
-        "MergeTree", "(project_id, toDate(created_at), profile_id, name, created_at)",
-    ),
-    "sessions": (
-        [("id", "String"), ("project_id", "String"), ("profile_id", "String"), ("device_id", "String"),
-         ("created_at", "DateTime64(3)"), ("ended_at", "DateTime64(3)"), ("is_bounce", "Bool"),
-         ("entry_origin", "String"), ("entry_path", "String"), ("exit_origin", "String"), ("exit_path", "String"),
-         ("screen_view_count", "Int32"), ("revenue", "Float64"), ("event_count", "Int32"), ("duration", "UInt32"),
-         *_GEO_AND_AGENT, ("utm_medium", "String"), ("utm_source", "String"), ("utm_campaign", "String"),
-         ("utm_content", "String"), ("utm_term", "String"), ("referrer", "String"), ("referrer_name", "String"),
-         ("referrer_type", _TEXT), ("groups", "Array(String)"), ("properties", "Map(String, String)"),
-         ("sign", "Int8"), ("version", "UInt64")],
-        "VersionedCollapsingMergeTree(sign, version)", "(project_id, id, toDate(created_at), profile_id)",
-    ),
-    "profiles": (
-        [("id", "String"), ("is_external", "Bool"), ("first_name", "String"), ("last_name", "String"),
-         ("email", "String"), ("avatar", "String"), ("properties", "Map(String, String)"), ("project_id", "String"),
-         ("groups", "Array(String)"), ("created_at", "DateTime64(3)"), ("last_seen_at", "DateTime64(3)")],
-        "ReplacingMergeTree(last_seen_at)", "(project_id, id)",
-    ),
-    "groups": (
-        [("id", "String"), ("project_id", "String"), ("type", "String"), ("name", "String"),
-         ("properties", "Map(String, String)"), ("created_at", "DateTime64(3)"), ("version", "UInt64"),
-         ("deleted", "UInt8")],
-        "ReplacingMergeTree(version, deleted)", "(project_id, id)",
-    ),
-    "session_replay_chunks": (
-        [("project_id", "String"), ("session_id", "String"), ("started_at", "DateTime64(3)"),
-         ("ended_at", "DateTime64(3)"), ("chunk_index", "UInt16"), ("is_full_snapshot", "Bool"),
-         ("events_count", "UInt32"), ("payload", "String")],
-        "MergeTree", "(project_id, session_id, chunk_index)",
-    ),
-}
+# Into a Distributed table the insert waits until the shards' (replicated) tables hold the
+# block, so the dedup token reaches them and a confirmed insert means stored.
+_DISTRIBUTED_INSERT_SETTINGS = {"insert_distributed_sync": 1}
+_KEY_EXPRESSIONS: dict[KeyKind, str] = {
+    "text": "toString({})", "integer": "toInt64({})", "time": "toUnixTimestamp64Milli(toDateTime64({}, 3))"}
 
 _SERVER_ERROR_CODE = re.compile(r"Code: (\d+)")
 # ClickHouse error codes that mean "this data is wrong", not "try again": type mismatches,
@@ -112,82 +71,80 @@ class Upstream:
     def close(self) -> None:
         self._client.close()
 
-    def create_tables(self) -> list[str]:
-        """Create the database and any missing table; returns the tables created."""
-        self._client.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
-        existing = self._tables()
+    def create_tables(self, cluster: str = "") -> list[str]:
+        """Create the database and OpenPanel's tables that are missing; returns the tables created."""
+        self._client.command(openpanel_schema.create_database(self.database, cluster))
+        existing = set(self.describe())
         created = []
-        for table, (columns, engine, order_by) in TABLES.items():
-            if table in existing:
+        for table in openpanel_schema.TABLES:
+            if table.name in existing:
                 continue
-            body = ", ".join(f"`{name}` {kind}" for name, kind in columns)
-            self._client.command(
-                f"CREATE TABLE {self.database}.{table} ({body}) ENGINE = {engine} ORDER BY {order_by} "
-                f"SETTINGS non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}"
-            )
-            created.append(table)
+            for statement in openpanel_schema.create_table(table, self.database, cluster):
+                self._client.command(statement)
+            created.append(table.name)
         return created
 
-    def check_columns(self) -> list[str]:
-        """Problems with existing tables (missing tables or columns, other types); [] when fine."""
-        problems = []
-        existing = self._tables()
-        rows = self._client.query(
-            "SELECT table, name, type FROM system.columns WHERE database = {db:String}",
-            parameters={"db": self.database},
-        ).result_rows
-        actual: dict[str, dict[str, str]] = {}
-        for table, name, kind in rows:
-            actual.setdefault(table, {})[name] = kind
-        for table, (columns, _engine, _order) in TABLES.items():
-            if table not in existing:
-                problems.append(f"{self.database}.{table}: missing (run `python -m appliance upstream-init`)")
-                continue
-            for name, kind in columns:
-                found = actual[table].get(name)
-                if found is None:
-                    problems.append(f"{self.database}.{table}.{name}: missing column, expected {kind}")
-                elif found != kind:
-                    problems.append(f"{self.database}.{table}.{name}: type {found}, expected {kind}")
-        return problems
-
-    def insert(self, table: str, rows: Sequence[Sequence[Any]], token: str) -> None:
-        """Insert one block with its deduplication token; raises UpstreamError."""
-        columns = [name for name, _ in TABLES[table][0]]
+    def describe(self) -> dict[str, UpstreamTable]:
+        """The upstream database's tables as they are: insertable columns, engine, dedup window."""
         try:
-            self._client.insert(f"{self.database}.{table}", list(rows), column_names=columns,
-                                settings={**_INSERT_SETTINGS, "insert_deduplication_token": token})
+            tables = self._client.query(
+                "SELECT name, engine, engine_full, create_table_query FROM system.tables WHERE database = {db:String}",
+                parameters={"db": self.database}).result_rows
+            columns = self._client.query(
+                """SELECT table, name, type, default_kind FROM system.columns WHERE database = {db:String}
+                   ORDER BY table, position""", parameters={"db": self.database}).result_rows
+        except (DatabaseError, OperationalError, OSError) as exc:
+            raise classify_error(exc) from exc
+        return describe_tables(tables, columns)
+
+    def set_deduplication_window(self, table: str) -> None:
+        """Make the same insert token land once on a non-replicated MergeTree table."""
+        try:
+            self._client.command(f"ALTER TABLE {self.database}.{table} "
+                                 f"MODIFY SETTING non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}")
         except (DatabaseError, OperationalError, OSError) as exc:
             raise classify_error(exc) from exc
 
-    def insert_arrow(self, table: str, rows: Any, token: str) -> None:
-        """Insert an Arrow table (columns named as upstream) with its deduplication token."""
+    def insert_arrow(self, table: str, rows: Any, token: str, *, distributed: bool = False) -> None:
+        """Insert an Arrow table (columns named as upstream) as one block with its deduplication token."""
+        settings = {**_INSERT_SETTINGS, **(_DISTRIBUTED_INSERT_SETTINGS if distributed else {}),
+                    "insert_deduplication_token": token}
         try:
-            self._client.insert_arrow(f"{self.database}.{table}", rows,
-                                      settings={**_INSERT_SETTINGS, "insert_deduplication_token": token})
+            self._client.insert_arrow(f"{self.database}.{table}", rows, settings=settings)
         except (DatabaseError, OperationalError, OSError) as exc:
             raise classify_error(exc) from exc
 
-    def existing_event_ids(self, ids: list[str]) -> set[str]:
-        """Which of these event ids the upstream already holds (reconciliation after ambiguity)."""
+    def existing_keys(self, table: str, keys: list[tuple[str, KeyKind]], lookup: list[str]) -> set[tuple[Any, ...]]:
+        """Key tuples of the `table` rows whose first key is in `lookup` (reconciling by id).
+
+        Keys come back as text, integers, or epoch milliseconds (`KeyKind`), whatever the
+        upstream column's exact type, so they compare with the gateway's own.
+        """
+        selected = ", ".join(_KEY_EXPRESSIONS[kind].format(name) for name, kind in keys)
+        first = keys[0][0]
         try:
             result = self._client.query(
-                f"SELECT toString(id) FROM {self.database}.events WHERE id IN {{ids:Array(UUID)}}",  # noqa: S608
-                parameters={"ids": ids},
-            )
+                f"SELECT DISTINCT {selected} FROM {self.database}.{table} "  # noqa: S608 - names from a fixed list
+                f"WHERE toString({first}) IN {{lookup:Array(String)}}", parameters={"lookup": lookup})
         except (DatabaseError, OperationalError, OSError) as exc:
             raise classify_error(exc) from exc
-        return {row[0] for row in result.result_rows}
+        return {tuple(row) for row in result.result_rows}
+
+    def server_time_ms(self) -> int:
+        """The upstream's clock (epoch ms): OpenPanel's export cursor runs on it, not on ours."""
+        try:
+            rows = self._client.query("SELECT toUnixTimestamp64Milli(now64(3))").result_rows
+        except (DatabaseError, OperationalError, OSError) as exc:
+            raise classify_error(exc) from exc
+        return int(rows[0][0])
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         """Rows of a read query (status, tests)."""
         return [tuple(row) for row in self._client.query(sql).result_rows]
 
-    def _tables(self) -> set[str]:
-        rows = self._client.query(
-            "SELECT name FROM system.tables WHERE database = {db:String}", parameters={"db": self.database}
-        ).result_rows
-        return {row[0] for row in rows}
+    def command(self, sql: str) -> None:
+        """Run one statement (tests, fixtures)."""
+        self._client.command(sql)
 
 
 def _connect(url: str, timeout_seconds: float) -> Client:

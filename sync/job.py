@@ -1,37 +1,47 @@
 """One sync pass (SPEC §10): every table's backlog, batch by batch, exactly once.
 
-For each table in order: take the pending batch or record a new one (ledger, writer thread), send
-it from a worker thread (the event loop and the writer never wait for the network), then mark it
-done. A refused batch is split until the refused rows are isolated; they go to the quarantine and
-the rest is sent. A retryable failure ends the pass; the next pass waits out a capped,
-jittered exponential backoff. After an ambiguous failure (timeout, lost response) the events the
-server already holds are looked up by id before anything is resent.
+A pass first reads the upstream's tables as they are (`Upstream.describe`) and plans, per
+table, which columns to send (`sync.upstream_tables.plan_table`); a table whose types cannot
+take the gateway's rows is reported as a problem and skipped, not retried in a loop. Then, for
+each table in order: take the pending batch or record a new one (`storage.ledger`: reads on a
+reader cursor, one short transaction on the writer), send it from a worker thread (the event
+loop and the writer never wait for the network), then mark it done in one transaction with the
+quarantine of refused rows.
+
+Exactly once: every attempt of a batch sends the same rows with the same insert token. Where the
+upstream table drops repeated tokens (a dedup window), that suffices; where it does not and the
+window may not be set (`upstream.set_deduplication_window = false`, or the server refuses the
+ALTER), the rows the upstream already holds are looked up by key before every insert. After an
+ambiguous failure (timeout, lost response) that lookup runs before the resend on any table.
+A refused block is split until the refused rows are alone; they go to the quarantine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from storage.store import Store
+from storage import ledger
+from storage.ledger import Batch, Refused
+from storage.upstream_rows import REQUIRED, ROW_KEYS, TABLE_ORDER, canonical_schema
 from storage.writer import StorageWriter
-from sync import ledger
-from sync import rows as upstream_rows
 from sync.clickhouse import Upstream, UpstreamError
+from sync.openpanel_schema import DEDUPLICATION_WINDOW
+from sync.shape import Block, fit, key_kinds, row_keys
+from sync.upstream_tables import TablePlan, UpstreamTable, plan_table
 
 log = logging.getLogger(__name__)
 
 _MAX_BACKOFF_SECONDS = 300.0
-# A block to insert: a list of row lists, or a pyarrow.Table (pyarrow has no type stubs).
-Rows = Any
+# Keys per reconciliation query: keeps each request far below HTTP servers' URL limits.
+_LOOKUP_CHUNK = 2000
 
 
 @dataclass
@@ -39,14 +49,24 @@ class PassResult:
     sent_rows: dict[str, int] = field(default_factory=dict)
     quarantined_rows: int = 0
     error: str | None = None
+    problems: list[str] = field(default_factory=list)  # tables the upstream cannot take (skipped)
     finished_at_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """One upstream table, as this pass sends to it."""
+    plan: TablePlan
+    deduplicates: bool  # a repeated insert token is dropped there
+    distributed: bool
 
 
 class SyncJob:
     """Forwards what is stored to the upstream; never runs twice at once."""
 
     def __init__(self, writer: StorageWriter, upstream: Callable[[], Upstream], *, gateway_id: str,
-                 batch_rows: int, interval_seconds: float, clock: Callable[[], int]) -> None:
+                 batch_rows: int, interval_seconds: float, clock: Callable[[], int],
+                 set_deduplication_window: bool = True) -> None:
         self._writer = writer
         self._connect = upstream
         self._upstream: Upstream | None = None
@@ -54,9 +74,11 @@ class SyncJob:
         self._batch_rows = batch_rows
         self._interval_seconds = interval_seconds
         self._clock = clock
+        self._set_dedup_window = set_deduplication_window
         self._lock = asyncio.Lock()
         self._failures = 0
         self._not_before = 0.0
+        self._reported_problems: list[str] = []
         self.last_result: PassResult | None = None
 
     async def run_scheduled(self) -> None:
@@ -72,8 +94,15 @@ class SyncJob:
             result = PassResult()
             batches = 0
             try:
-                for table in ledger.TABLE_ORDER:
-                    while (max_batches is None or batches < max_batches) and await self._send_next(table, result):
+                targets = await asyncio.to_thread(self._targets)
+                result.problems = [problem for target in targets.values() for problem in target.plan.problems]
+                self._report(result.problems)
+                for table in TABLE_ORDER:
+                    target = targets[table]
+                    if target.plan.problems:
+                        continue
+                    while (max_batches is None or batches < max_batches) and await self._send_next(
+                            table, target, result):
                         batches += 1
                         if progress is not None:
                             progress(table, result.sent_rows.get(table, 0))
@@ -89,62 +118,103 @@ class SyncJob:
             self.last_result = result
             return result
 
-    async def _send_next(self, table: str, result: PassResult) -> bool:
-        now = self._clock()
-        batch = await self._writer.call(
-            lambda store: ledger.next_batch(store, table, self._batch_rows, self._gateway_id, now))
+    def _report(self, problems: list[str]) -> None:
+        if problems != self._reported_problems:
+            for problem in problems:
+                log.error("upstream table skipped until fixed: %s", problem)
+            if not problems and self._reported_problems:
+                log.info("upstream tables fixed: forwarding to all of them again")
+            self._reported_problems = problems
+
+    async def _send_next(self, table: str, target: _Target, result: PassResult) -> bool:
+        batch = await asyncio.to_thread(self._pending_or_next_range, table)
         if batch is None:
             return False
+        if isinstance(batch, tuple):
+            first, last = batch
+            now = self._clock()
+            batch = await self._writer.call(
+                lambda store: ledger.record_batch(store, table, first, last, self._gateway_id, now))
+        recorded = batch
         try:
-            refused = await asyncio.to_thread(self._send, batch)
+            refused = await asyncio.to_thread(self._send, recorded, target)
         except UpstreamError as exc:
             message, ambiguous = str(exc), exc.ambiguous
-            await self._writer.call(lambda store: ledger.record_failure(store, batch, message, ambiguous))
+            await self._writer.call(lambda store: ledger.record_failure(store, recorded, message, ambiguous))
             raise
         done_at = self._clock()
-
-        def finish(store: Store) -> None:
-            if refused:
-                ledger.quarantine(store, table, refused, done_at)
-            ledger.mark_done(store, batch, done_at)
-
-        await self._writer.call(finish)
-        result.sent_rows[table] = result.sent_rows.get(table, 0) + batch.row_count - len(refused)
+        await self._writer.call(lambda store: ledger.finish_batch(store, recorded, refused, done_at))
+        result.sent_rows[table] = result.sent_rows.get(table, 0) + max(0, recorded.row_count - len(refused))
         result.quarantined_rows += len(refused)
         return True
 
     # ---- worker thread ----------------------------------------------------------------------
 
-    def _send(self, batch: ledger.Batch) -> list[tuple[int, str, Any]]:
+    def _targets(self) -> dict[str, _Target]:
         upstream = self._connection()
-        seqs, rows = self._rows_of(batch)
-        if batch.ambiguous and batch.table == "events":
-            # The last attempt may have landed: send only what the server does not hold.
-            assert isinstance(rows, pa.Table)
-            held = upstream.existing_event_ids(rows.column("id").to_pylist())
-            missing = pc.invert(pc.is_in(rows.column("id"), value_set=pa.array(sorted(held), pa.string())))
-            if not held:
-                return _insert_isolating(upstream, batch.table, seqs, rows, batch.token)
-            seqs = [seq for seq, keep in zip(seqs, missing.to_pylist(), strict=True) if keep]
-            rows = rows.filter(missing)
-            if not seqs:
-                return []
-            return _insert_isolating(upstream, batch.table, seqs, rows, f"{batch.token}:rest")
-        return _insert_isolating(upstream, batch.table, seqs, rows, batch.token)
+        described = upstream.describe()
+        targets = {}
+        for table in TABLE_ORDER:
+            found = described.get(table)
+            if found is not None and found.dedup_window == 0 and found.can_set_dedup_window and self._set_dedup_window:
+                found = self._set_window(upstream, found)
+            plan = plan_table(table, canonical_schema(table), found, REQUIRED[table], upstream.database)
+            targets[table] = _Target(plan, found is not None and found.dedup_window > 0,
+                                     found is not None and found.distributed)
+        return targets
 
-    def _rows_of(self, batch: ledger.Batch) -> tuple[list[int], Rows]:
-        if batch.snapshot is not None:
-            return ([batch.first_seq] * len(batch.snapshot),
-                    [upstream_rows.insertable(batch.table, row) for row in batch.snapshot])
-        # Rows that never change are read straight into Arrow, in the upstream's columns.
+    def _set_window(self, upstream: Upstream, table: UpstreamTable) -> UpstreamTable:
+        try:
+            upstream.set_deduplication_window(table.name)
+        except UpstreamError as exc:
+            if exc.retryable:
+                raise
+            log.warning("cannot set non_replicated_deduplication_window on %s.%s (%s); reconciling by id "
+                        "before every insert instead", upstream.database, table.name, exc)
+            return table
+        log.warning("set non_replicated_deduplication_window = %d on %s.%s, so a resent insert lands once "
+                    "(upstream.set_deduplication_window = false forbids this)", DEDUPLICATION_WINDOW,
+                    upstream.database, table.name)
+        return dataclasses.replace(table, dedup_window=DEDUPLICATION_WINDOW)
+
+    def _pending_or_next_range(self, table: str) -> Batch | tuple[int, int] | None:
         reader = self._writer.reader()
         try:
-            table = reader.sql(upstream_rows.arrow_select(batch.table), params={
-                "gateway": self._gateway_id, "first": batch.first_seq, "last": batch.last_seq}).to_arrow_table()
+            return ledger.pending_batch(reader, table) or ledger.next_range(reader, table, self._batch_rows)
         finally:
             reader.close()
-        seqs = table.column("seq").to_pylist()
-        return seqs, table.drop_columns(["seq"])
+
+    def _send(self, batch: Batch, target: _Target) -> list[Refused]:
+        upstream = self._connection()
+        reader = self._writer.reader()
+        try:
+            rows = ledger.read_batch(reader, batch, self._gateway_id)
+        finally:
+            reader.close()
+        inserted_at = upstream.server_time_ms() if target.plan.set_inserted_at else None
+        block, refused = fit(rows, target.plan, inserted_at)
+        token = batch.token
+        if batch.ambiguous or not target.deduplicates:
+            unsent = self._not_yet_upstream(upstream, batch.table, block)
+            if len(unsent.seqs) < len(block.seqs) and target.deduplicates:
+                token = f"{token}:rest"  # the first attempt's token may be spent on part of the rows
+            block = unsent
+        if not block.seqs:
+            return refused
+        return refused + _insert_isolating(upstream, batch.table, block, token, target.distributed)
+
+    def _not_yet_upstream(self, upstream: Upstream, table: str, block: Block) -> Block:
+        keys = key_kinds(canonical_schema(table), ROW_KEYS[table])
+        mine = row_keys(block.rows, keys)
+        lookup = sorted({str(key[0]) for key in mine})
+        held: set[tuple[object, ...]] = set()
+        for start in range(0, len(lookup), _LOOKUP_CHUNK):
+            held |= upstream.existing_keys(table, keys, lookup[start:start + _LOOKUP_CHUNK])
+        if not held:
+            return block
+        missing = pa.array([key not in held for key in mine], pa.bool_())
+        return Block(block.rows.filter(missing), [seq for seq, keep in zip(block.seqs, missing.to_pylist(),
+                                                                           strict=True) if keep])
 
     def _connection(self) -> Upstream:
         if self._upstream is None:
@@ -166,27 +236,22 @@ class SyncJob:
             self._upstream = None
 
 
-def _insert_isolating(upstream: Upstream, table: str, seqs: list[int], rows: Rows,
-                      token: str) -> list[tuple[int, str, Any]]:
+def _insert_isolating(upstream: Upstream, table: str, block: Block, token: str, distributed: bool) -> list[Refused]:
     """Insert; when the server refuses the data, halve until the refused rows are alone.
 
     Sub-blocks get tokens derived from the split path, so a retry after a crash mid-split
     splits the same way and sends the same tokens.
     """
     try:
-        if isinstance(rows, pa.Table):
-            upstream.insert_arrow(table, rows, token)
-        else:
-            upstream.insert(table, rows, token)
+        upstream.insert_arrow(table, block.rows, token, distributed=distributed)
         return []
     except UpstreamError as exc:
         if exc.retryable:
             raise
-        if len(seqs) == 1:
-            row = rows.to_pylist()[0] if isinstance(rows, pa.Table) else rows[0]
-            return [(seqs[0], str(exc), row)]
-        middle = len(seqs) // 2
-        first, second = ((rows.slice(0, middle), rows.slice(middle)) if isinstance(rows, pa.Table)
-                         else (rows[:middle], rows[middle:]))
-        return (_insert_isolating(upstream, table, seqs[:middle], first, f"{token}/a")
-                + _insert_isolating(upstream, table, seqs[middle:], second, f"{token}/b"))
+        if len(block.seqs) == 1:
+            return [Refused(block.seqs[0], str(exc), block.rows.to_pylist()[0])]
+        middle = len(block.seqs) // 2
+        first = Block(block.rows.slice(0, middle), block.seqs[:middle])
+        second = Block(block.rows.slice(middle), block.seqs[middle:])
+        return (_insert_isolating(upstream, table, first, f"{token}/a", distributed)
+                + _insert_isolating(upstream, table, second, f"{token}/b", distributed))

@@ -39,14 +39,9 @@ class FaultyUpstream(Upstream):
     lose_answers = 0
     hang: threading.Event | None = None  # while set to an unset Event, inserts wait for it
 
-    def insert(self, table: str, rows: Any, token: str) -> None:
+    def insert_arrow(self, table: str, rows: Any, token: str, *, distributed: bool = False) -> None:
         self._before()
-        super().insert(table, rows, token)
-        self._after()
-
-    def insert_arrow(self, table: str, rows: Any, token: str) -> None:
-        self._before()
-        super().insert_arrow(table, rows, token)
+        super().insert_arrow(table, rows, token, distributed=distributed)
         self._after()
 
     def _before(self) -> None:

@@ -1,0 +1,101 @@
+"""One batch's canonical rows → the block an upstream table takes (SPEC §10).
+
+Input: a batch read by `storage.ledger.read_batch` (Arrow, `seq` first, OpenPanel's column
+names) and the table's `TablePlan`. Output: the block to insert — exactly the upstream's columns
+that the gateway knows, in the upstream's order, `inserted_at` set to the upstream's insert time
+when the table has it — plus the rows whose values the upstream's types cannot hold (a number
+past a narrower integer type, text longer than a FixedString), refused before sending with a
+message naming column, value and type. Columns the gateway does not know are left to the
+upstream's defaults. Type conversion itself is ClickHouse's (its Arrow reader casts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from storage.ledger import Refused
+from sync.upstream_tables import INSERTED_AT, KeyKind, TablePlan, fixed_string_length, integer_bounds
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    rows: pa.Table  # the upstream's columns only
+    seqs: list[int]  # the local seq of each row, for the quarantine
+
+
+def fit(batch: pa.Table, plan: TablePlan, inserted_at_ms: int | None) -> tuple[Block, list[Refused]]:
+    """The block to send for `batch`, and the rows refused because their values cannot fit."""
+    keep = pa.array([True] * batch.num_rows, pa.bool_())
+    problems: dict[int, str] = {}
+    for name, kind in plan.columns.items():
+        column = batch.column(name)
+        bad = _does_not_fit(column, kind)
+        if bad is None or not pc.any(bad).as_py():
+            continue
+        for index in pc.indices_nonzero(bad).to_pylist():
+            problems.setdefault(index, f"{plan.table}.{name}: {column[index].as_py()!r} does not fit {kind}")
+        keep = pc.and_(keep, pc.invert(bad))
+    refused = [Refused(int(batch.column("seq")[index].as_py()), message, _row(batch, index))
+               for index, message in sorted(problems.items())]
+    kept = batch.filter(keep) if problems else batch
+    rows = kept.select(list(plan.columns))
+    if plan.set_inserted_at and inserted_at_ms is not None:
+        rows = rows.append_column(INSERTED_AT, pa.array([inserted_at_ms] * rows.num_rows, pa.int64())
+                                  .cast(pa.timestamp("ms")))
+    return Block(rows, kept.column("seq").to_pylist()), refused
+
+
+def _does_not_fit(column: pa.ChunkedArray, kind: str) -> pa.Array | None:
+    if pa.types.is_integer(column.type):
+        bounds = integer_bounds(kind)
+        if bounds is None:
+            return None
+        low, high = bounds
+        bits = column.type.bit_width
+        own_low, own_high = ((-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if pa.types.is_signed_integer(column.type)
+                             else (0, 2**bits - 1))
+        checks = ([pc.less(column, pa.scalar(low, column.type))] if low > own_low else []) + (
+            [pc.greater(column, pa.scalar(high, column.type))] if high < own_high else [])
+        if not checks:
+            return None
+        outside = checks[0] if len(checks) == 1 else pc.or_(checks[0], checks[1])
+        return pc.fill_null(outside, False)
+    if pa.types.is_string(column.type):
+        length = fixed_string_length(kind)
+        if length is None:
+            return None
+        return pc.fill_null(pc.greater(pc.binary_length(column), length), False)
+    return None
+
+
+def _row(batch: pa.Table, index: int) -> dict[str, Any]:
+    row = batch.slice(index, 1).to_pylist()[0]
+    row.pop("seq", None)
+    return dict(row)
+
+
+def row_keys(rows: pa.Table, keys: list[tuple[str, KeyKind]]) -> list[tuple[Any, ...]]:
+    """Each row's key, as `Upstream.existing_keys` returns keys (text, integers, epoch ms)."""
+    columns = []
+    for name, kind in keys:
+        column = rows.column(name)
+        if kind == "time":
+            column = column.cast(pa.timestamp("ms")).cast(pa.int64())
+        elif kind == "text":
+            column = column.cast(pa.string())
+        columns.append(column.to_pylist())
+    return list(zip(*columns, strict=True))
+
+
+def key_kinds(schema: pa.Schema, names: tuple[str, ...]) -> list[tuple[str, KeyKind]]:
+    """How each key column compares: as text, integer, or time."""
+    kinds: list[tuple[str, KeyKind]] = []
+    for name in names:
+        kind = schema.field(name).type
+        kinds.append((name, "time" if pa.types.is_timestamp(kind) else
+                      "integer" if pa.types.is_integer(kind) or pa.types.is_boolean(kind) else "text"))
+    return kinds
