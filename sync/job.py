@@ -30,7 +30,14 @@ import pyarrow as pa
 
 from storage import ledger
 from storage.ledger import Batch, Refused
-from storage.upstream_rows import REQUIRED, ROW_KEYS, TABLE_ORDER, canonical_schema
+from storage.upstream_rows import (
+    REQUIRED,
+    ROW_KEYS,
+    SNAPSHOT_BATCH_ROWS,
+    SNAPSHOTTED,
+    TABLE_ORDER,
+    canonical_schema,
+)
 from storage.writer import StorageWriter
 from sync.clickhouse import Upstream, UpstreamError
 from sync.openpanel_schema import DEDUPLICATION_WINDOW
@@ -180,7 +187,8 @@ class SyncJob:
     def _pending_or_next_range(self, table: str) -> Batch | tuple[int, int] | None:
         reader = self._writer.reader()
         try:
-            return ledger.pending_batch(reader, table) or ledger.next_range(reader, table, self._batch_rows)
+            limit = min(self._batch_rows, SNAPSHOT_BATCH_ROWS) if table in SNAPSHOTTED else self._batch_rows
+            return ledger.pending_batch(reader, table) or ledger.next_range(reader, table, limit)
         finally:
             reader.close()
 

@@ -7,8 +7,10 @@ the way a real one does (refused connection, or a response lost after the server
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -16,20 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pyarrow as pa
 import pytest
 from litestar.testing import TestClient
 
 from appliance.app import create_app
 from appliance.settings import load_settings
 from sync.clickhouse import Upstream, UpstreamError
-from tests.helpers import AUTH, PHONE_UA, track, write_config
+from tests.helpers import AUTH, PHONE_UA, iso, track, write_config
+from tests.openpanel_tables import create_upstream_tables
 
 _databases = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def chdb_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("upstream")
 
 
 class FaultyUpstream(Upstream):
@@ -94,33 +93,53 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def site(tmp_path: Path, chdb_folder: Path, clock: Clock) -> Iterator[Site]:
+# The upstream tier runs against tables built by OpenPanel's migrations (no dedup window: once
+# letting the gateway set it, once forbidding that, so it reconciles by key) and by upstream-init.
+_UPSTREAMS = {"openpanel-migrations": ("openpanel-migrations", True),
+              "openpanel-migrations-no-alter": ("openpanel-migrations", False),
+              "upstream-init": ("upstream-init", True)}
+
+
+@pytest.fixture(params=list(_UPSTREAMS))
+def site(request: pytest.FixtureRequest, tmp_path: Path, chdb_folder: Path, clock: Clock) -> Iterator[Site]:
+    schema, may_set_window = _UPSTREAMS[request.param]
     database = f"site_{next(_databases)}"
     url = f"chdb://{chdb_folder}"
     upstream = Upstream(url, database)
-    upstream.create_tables()
-    settings = load_settings(write_config(tmp_path, upstream={"url": url, "database": database},
-                                          sync={"interval_seconds": 3600.0, "batch_rows": 500}))
+    create_upstream_tables(upstream, schema)
+    settings = load_settings(write_config(
+        tmp_path, upstream={"url": url, "database": database, "set_deduplication_window": may_set_window},
+        sync={"interval_seconds": 3600.0, "batch_rows": 500}))
     FaultyUpstream.refuse, FaultyUpstream.lose_answers, FaultyUpstream.hang = False, 0, None
     with TestClient(app=create_app(settings, clock=clock)) as client:
         client.app.state.gateway.sync._connect = lambda: FaultyUpstream(url, database)
         yield Site(client, upstream)
 
 
+def replay(chunk_index: int, events_count: int = 3) -> dict[str, Any]:
+    now = dt.datetime.now(dt.UTC)
+    return {"type": "replay", "payload": {
+        "chunk_index": chunk_index, "events_count": events_count, "is_full_snapshot": chunk_index == 0,
+        "started_at": iso(now - dt.timedelta(seconds=2)), "ended_at": iso(now), "payload": '[{"type":2}]'}}
+
+
 def test_everything_arrives_once(site: Site) -> None:
     site.post([track(f"e{i}", insert_id=f"once-{i}") for i in range(1200)]
               + [{"type": "identify", "payload": {"profileId": "u1", "firstName": "Ada"}},
-                 {"type": "group", "payload": {"id": "g1", "type": "shop", "name": "North"}}])
+                 {"type": "group", "payload": {"id": "g1", "type": "shop", "name": "North"}}, replay(0)])
     result = site.sync()
-    assert result["error"] is None
+    assert result["error"] is None and result["problems"] == []
     local = 1200 + 1  # and the session's session_start
     assert site.up("SELECT count(), uniqExact(id) FROM UP.events") == [(local, local)]
     assert site.up("SELECT count() FROM UP.events WHERE properties['__gateway'] = 'site-01'") == [(local,)]
     assert site.up("SELECT count(), sum(event_count) FROM UP.sessions FINAL") == [(1, 1200)]
     assert site.up("SELECT id, first_name FROM UP.profiles FINAL") == [("u1", "Ada")]
     assert site.up("SELECT id, name FROM UP.groups FINAL") == [("g1", "North")]
-    assert all(entry["rows"] == 0 for entry in site.status()["backlog"].values())
+    assert site.up("SELECT chunk_index, events_count, payload FROM UP.session_replay_chunks") == [
+        (0, 3, '[{"type":2}]')]
+    status = site.status()
+    assert all(entry["rows"] == 0 for entry in status["backlog"].values())
+    assert status["upstream_problems"] == [] and status["quarantined_rows"] == 0
     assert site.sync()["sent_rows"] == {}  # nothing twice
     assert site.up("SELECT count() FROM UP.events") == [(local,)]
 
@@ -232,3 +251,93 @@ def test_admin_endpoints_refuse_non_loopback_clients(site: Site) -> None:
     for response in (site.http.get("/admin/status"), site.http.post("/admin/sync")):
         assert response.status_code == 403
         assert "admin_networks" in response.json()["message"]
+
+
+def test_every_table_arrives_once_through_lost_answers(site: Site) -> None:
+    """Each insert's answer is lost once after the server committed it: every table's rows still
+    land exactly once (by the dedup window, or by reconciliation where the table has none)."""
+    site.post([track(f"e{i}", insert_id=f"lost-all-{i}") for i in range(40)]
+              + [{"type": "identify", "payload": {"profileId": "u1", "firstName": "Ada"}},
+                 {"type": "group", "payload": {"id": "g1", "type": "shop", "name": "North"}}, replay(0), replay(1)])
+    for _ in range(5):
+        FaultyUpstream.lose_answers = 1
+        assert site.sync()["error"] is not None
+    FaultyUpstream.lose_answers = 0
+    assert site.sync()["error"] is None
+    site.post([track("later", insert_id="lost-all-later")])  # a new session version, cancelling the first
+    FaultyUpstream.lose_answers = 1
+    site.sync()
+    assert site.sync()["error"] is None
+    assert site.up("SELECT count(), uniqExact(id) FROM UP.events") == [(42, 42)]
+    assert site.up("SELECT sum(sign), count() FROM UP.sessions") == [(1, 3)]  # +1, then -1 and +1
+    assert site.up("SELECT count() FROM UP.profiles") == [(1,)]
+    assert site.up("SELECT count() FROM UP.groups") == [(1,)]
+    assert site.up("SELECT count() FROM UP.session_replay_chunks") == [(2,)]
+
+
+def test_a_table_that_cannot_take_the_rows_is_one_problem_not_a_retry_loop(site: Site) -> None:
+    site.upstream.command(f"ALTER TABLE {site.upstream.database}.groups MODIFY COLUMN name Array(String)")
+    site.post([track("fine"), {"type": "group", "payload": {"id": "g1", "type": "shop", "name": "North"}}])
+    problem = f"{site.upstream.database}.groups.name: type Array(String) cannot take the gateway's string"
+    for _ in range(2):  # no error, so no backoff: the other tables keep flowing on every pass
+        result = site.sync()
+        assert result["error"] is None and result["problems"] == [problem]
+    assert site.status()["upstream_problems"] == [problem]
+    assert site.status()["backlog"]["groups"]["rows"] == 1
+    assert site.up("SELECT count() FROM UP.events") == [(2,)]
+    site.upstream.command(f"ALTER TABLE {site.upstream.database}.groups MODIFY COLUMN name String")
+    result = site.sync()
+    assert result["problems"] == [] and result["sent_rows"] == {"groups": 1}
+    assert site.up("SELECT name FROM UP.groups") == [("North",)]
+
+
+def test_a_value_the_upstream_type_cannot_hold_is_quarantined(site: Site) -> None:
+    site.post([replay(0, events_count=70_000), replay(1, events_count=12)])  # events_count is UInt16 upstream
+    result = site.sync()
+    assert result["error"] is None and result["quarantined_rows"] == 1
+    assert site.up("SELECT chunk_index, events_count FROM UP.session_replay_chunks") == [(1, 12)]
+    reader = site.http.app.state.gateway.writer.reader()
+    error, row = reader.execute("SELECT error, row FROM sync_quarantine").fetchone()
+    reader.close()
+    assert error == "session_replay_chunks.events_count: 70000 does not fit UInt16"
+    assert json.loads(row)["chunk_index"] == 0
+
+
+def test_inserted_at_is_the_upstream_insert_time_for_late_rows(site: Site) -> None:
+    site.upstream.command(f"ALTER TABLE {site.upstream.database}.events ADD COLUMN inserted_at DateTime64(3) "
+                          "DEFAULT created_at")
+    three_days_ago = iso(dt.datetime.now(dt.UTC) - dt.timedelta(days=3))
+    site.post([track("backlog", insert_id="late-backlog", __timestamp=three_days_ago)])
+    before = site.up("SELECT now64(3)")[0][0]
+    assert site.sync()["error"] is None
+    rows = site.up("SELECT created_at, inserted_at FROM UP.events WHERE name = 'backlog'")
+    assert len(rows) == 1
+    created_at, inserted_at = rows[0]
+    assert inserted_at >= before.replace(microsecond=before.microsecond // 1000 * 1000) > created_at
+
+
+def _dedup_windows(site: Site) -> dict[str, str]:
+    rows = site.up("SELECT name, create_table_query FROM system.tables WHERE database = 'UP'".replace(
+        "'UP'", f"'{site.upstream.database}'"))
+    tables = ("events", "sessions", "profiles", "groups", "session_replay_chunks")
+    return {name: (re.search(r"non_replicated_deduplication_window = (\d+)", query) or [None, "0"])[1]
+            for name, query in rows if name in tables}
+
+
+def test_the_dedup_window_is_set_only_where_missing_and_allowed(site: Site, request: pytest.FixtureRequest) -> None:
+    schema, may_set_window = _UPSTREAMS[request.node.callspec.params["site"]]
+    before = _dedup_windows(site)
+    assert set(before.values()) == ({"0"} if schema == "openpanel-migrations" else {"100000"})
+    site.post([track("one")])
+    assert site.sync()["error"] is None
+    assert set(_dedup_windows(site).values()) == ({"100000"} if may_set_window else {"0"})
+
+
+def test_without_a_window_a_resent_block_lands_twice(chdb_folder: Path) -> None:
+    """Why the window or the reconciliation is needed: on OpenPanel's own tables a token alone
+    does not deduplicate."""
+    upstream = Upstream(f"chdb://{chdb_folder}", f"site_{next(_databases)}")
+    create_upstream_tables(upstream, "openpanel-migrations")
+    for _ in range(2):
+        upstream.insert_arrow("groups", pa.table({"id": ["g"], "project_id": ["p"], "version": [1]}), "same-token")
+    assert upstream.query(f"SELECT count() FROM {upstream.database}.groups") == [(2,)]

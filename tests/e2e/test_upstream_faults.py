@@ -6,6 +6,7 @@ connections, answer 500, hang, or drop the response after committing an insert.
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 import threading
@@ -20,19 +21,20 @@ import pytest
 
 from sync.clickhouse import Upstream
 from tests.e2e.conftest import GatewayServer
-from tests.helpers import AUTH, PHONE_UA, track, write_config
+from tests.helpers import AUTH, PHONE_UA, iso, track, write_config
+from tests.openpanel_tables import SCHEMAS, create_upstream_tables
 
 FRONT = Path(__file__).resolve().parents[1] / "upstream_front.py"
 
 
 class UpstreamFront:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, schema: str = "upstream-init") -> None:
         self.process = subprocess.Popen([sys.executable, str(FRONT), "--path", str(folder / "chdb")],
                                         stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         self.url = self.process.stdout.readline().split()[-1]
         self.upstream = Upstream(self.url, "openpanel")
-        self.upstream.create_tables()
+        create_upstream_tables(self.upstream, schema)
 
     def fail(self, mode: str) -> None:
         httpx.post(f"{self.url}/__fault", params={"mode": mode})
@@ -48,9 +50,9 @@ class UpstreamFront:
             self.process.stdout.close()
 
 
-@pytest.fixture
-def front(tmp_path: Path) -> Iterator[UpstreamFront]:
-    upstream = UpstreamFront(tmp_path)
+@pytest.fixture(params=SCHEMAS)
+def front(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[UpstreamFront]:
+    upstream = UpstreamFront(tmp_path, request.param)
     yield upstream
     upstream.stop()
 
@@ -115,3 +117,33 @@ def test_ingest_keeps_going_while_the_upstream_hangs(gateway: GatewayServer, fro
     front.fail("ok")
     assert sync(gateway)["error"] is None
     assert front.count("SELECT count(), uniqExact(id) FROM openpanel.events") == [(10_011, 10_011)]
+
+
+def test_every_table_arrives_once_through_every_fault(gateway: GatewayServer, front: UpstreamFront) -> None:
+    now = dt.datetime.now(dt.UTC)
+    items = [track(f"f{i}", insert_id=f"faults-{i}") for i in range(300)] + [
+        {"type": "identify", "payload": {"profileId": "u1", "firstName": "Ada"}},
+        {"type": "group", "payload": {"id": "g1", "type": "shop", "name": "North"}},
+        {"type": "replay", "payload": {"chunk_index": 0, "events_count": 2, "is_full_snapshot": True,
+                                       "started_at": iso(now - dt.timedelta(seconds=1)), "ended_at": iso(now),
+                                       "payload": "[]"}}]
+    response = httpx.post(f"{gateway.url}/track/batch", content=msgspec.json.encode({"events": items}),
+                          headers={**AUTH, "user-agent": PHONE_UA}, timeout=30)
+    assert response.json()["accepted"] == len(items)
+    for mode in ("refuse", "error500", "drop_after_commit", "hang"):
+        front.fail(mode)
+        assert sync(gateway)["error"]  # a hang ends with the 2 s upstream timeout
+    front.fail("ok")
+    for _ in range(4):
+        front.fail("drop_after_commit")  # one table after the other: its insert lands, the answer is lost
+        sync(gateway)
+    front.fail("ok")
+    assert sync(gateway)["error"] is None
+    assert front.count("SELECT count(), uniqExact(id) FROM openpanel.events") == [(301, 301)]
+    assert front.count("SELECT sum(sign), count() FROM openpanel.sessions") == [(1, 1)]
+    assert front.count("SELECT count() FROM openpanel.profiles") == [(1,)]
+    assert front.count("SELECT count() FROM openpanel.groups") == [(1,)]
+    assert front.count("SELECT chunk_index, events_count FROM openpanel.session_replay_chunks") == [(0, 2)]
+    status = httpx.get(f"{gateway.url}/admin/status").json()
+    assert status["upstream_problems"] == [] and status["quarantined_rows"] == 0
+    assert all(entry["rows"] == 0 for entry in status["backlog"].values())
