@@ -123,3 +123,14 @@ def test_row_keys_compare_as_the_upstream_returns_them() -> None:
     keys = key_kinds(canonical_schema("profiles"), ("id", "project_id", "last_seen_at"))
     assert keys == [("id", "text"), ("project_id", "text"), ("last_seen_at", "time")]
     assert row_keys(rows, keys) == [("a", "p", 1_780_920_000_123)]
+
+
+@pytest.mark.parametrize("engine_full", [
+    "Distributed('{cluster}', currentDatabase(), events_replicated, rand())",
+    "Distributed('main', 'openpanel', 'events_replicated', rand())",
+    "Distributed(main, openpanel, events_replicated)",
+])
+def test_the_local_table_under_a_distributed_one_is_found_however_written(engine_full: str) -> None:
+    tables = describe_tables([("events", "Distributed", engine_full, ""),
+                              ("events_replicated", "ReplicatedMergeTree", "", _EVENTS_REPLICATED)], [])
+    assert tables["events"].local_table == "events_replicated" and tables["events"].distributed
