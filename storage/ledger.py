@@ -52,6 +52,9 @@ class Batch:
     ambiguous: bool
 
 
+_BATCH_FIELDS = ("id", "first_seq", "last_seq", "row_count", "token", "attempts", "ambiguous")
+
+
 @dataclass(frozen=True, slots=True)
 class Refused:
     """A row the server refused (or that cannot take the upstream's type): quarantined."""
@@ -66,8 +69,9 @@ def pending_batch(reader: duckdb.DuckDBPyConnection, table: str) -> Batch | None
     """The table's oldest recorded batch the server has not confirmed yet."""
     row = reader.execute(
         """SELECT id, first_seq, last_seq, row_count, token, attempts, ambiguous FROM sync_batches
-           WHERE table_name = ? AND status = 'pending' ORDER BY id LIMIT 1""", [table]).fetchone()
-    return Batch(row[0], table, row[1], row[2], row[3], row[4], row[5], row[6]) if row else None
+           WHERE table_name = ? AND status = 'pending' ORDER BY id LIMIT 1""", [table]).fetchall()
+    # fetchall, not fetchone: a cursor with an unfinished result refuses the next statement.
+    return Batch(table=table, **dict(zip(_BATCH_FIELDS, row[0], strict=True))) if row else None
 
 
 def next_range(reader: duckdb.DuckDBPyConnection, table: str, batch_rows: int) -> tuple[int, int] | None:
@@ -76,8 +80,9 @@ def next_range(reader: duckdb.DuckDBPyConnection, table: str, batch_rows: int) -
         f"""SELECT min(seq), max(seq) FROM (
               SELECT seq FROM {table} WHERE seq > (SELECT coalesce(max(last_seq), 0) FROM sync_batches
                                                    WHERE table_name = ?)
-              ORDER BY seq LIMIT ?)""", [table, batch_rows]).fetchone()  # noqa: S608 - table from TABLE_ORDER
-    return (int(row[0]), int(row[1])) if row and row[0] is not None else None
+              ORDER BY seq LIMIT ?)""", [table, batch_rows]).fetchall()  # noqa: S608 - table from TABLE_ORDER
+    first, last = row[0]
+    return (int(first), int(last)) if first is not None else None
 
 
 def read_batch(reader: duckdb.DuckDBPyConnection, batch: Batch, gateway_id: str) -> pa.Table:
@@ -94,11 +99,10 @@ def backlog(reader: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
         row = reader.execute(
             f"""SELECT count(*) FROM {table} WHERE seq > (
                   SELECT coalesce(max(last_seq), 0) FROM sync_batches WHERE table_name = ? AND status = 'done')""",  # noqa: S608
-            [table]).fetchone()
-        pending = reader.execute(
-            "SELECT min(created_at) FROM sync_batches WHERE table_name = ? AND status = 'pending'", [table]).fetchone()
-        out[table] = {"rows": int(row[0]) if row else 0,
-                      "oldest_pending_batch": str(pending[0]) if pending and pending[0] else None}
+            [table]).fetchall()
+        oldest = reader.execute(
+            "SELECT min(created_at) FROM sync_batches WHERE table_name = ? AND status = 'pending'", [table]).fetchall()
+        out[table] = {"rows": int(row[0][0]), "oldest_pending_batch": str(oldest[0][0]) if oldest[0][0] else None}
     return out
 
 
@@ -178,9 +182,8 @@ def _transaction(connection: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 
 def _scalar(connection: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> int:
-    row = connection.execute(sql, params or []).fetchone()
-    assert row is not None
-    return int(row[0])
+    rows = connection.execute(sql, params or []).fetchall()
+    return int(rows[0][0])
 
 
 def status(reader: duckdb.DuckDBPyConnection) -> dict[str, Any]:

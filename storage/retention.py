@@ -33,17 +33,16 @@ def forwarded_through(connection: duckdb.DuckDBPyConnection, table: str) -> int:
         """SELECT least(coalesce(min(first_seq) FILTER (WHERE status = 'pending') - 1,
                                  max(last_seq) FILTER (WHERE status = 'done'), 0),
                         coalesce(max(last_seq) FILTER (WHERE status = 'done'), 0))
-           FROM sync_batches WHERE table_name = ?""", [table]).fetchone()
-    assert row is not None
-    return int(row[0])
+           FROM sync_batches WHERE table_name = ?""", [table]).fetchall()
+    return int(row[0][0])
 
 
 def _delete_slice(store: Store, table: str, low: int, high: int, cutoff_ms: int) -> int:
     arrived, condition = _RETAINED[table]
     row = store.connection.execute(
         f"DELETE FROM {table} WHERE seq BETWEEN ? AND ? AND {arrived} < epoch_ms(?::BIGINT) AND {condition}",  # noqa: S608
-        [low, high, cutoff_ms]).fetchone()
-    return int(row[0]) if row else 0
+        [low, high, cutoff_ms]).fetchall()
+    return int(row[0][0]) if row else 0
 
 
 def _forget_deleted_sessions(store: Store) -> None:
@@ -60,9 +59,10 @@ async def delete_forwarded(writer: StorageWriter, now_ms: int, retention_days: i
         for table, (arrived, _condition) in _RETAINED.items():
             row = reader.execute(
                 f"SELECT min(seq), max(seq) FROM {table} WHERE {arrived} < epoch_ms(?::BIGINT)",  # noqa: S608
-                [cutoff_ms]).fetchone()
-            if row and row[0] is not None:
-                ranges[table] = (int(row[0]), min(int(row[1]), forwarded_through(reader, table)))
+                [cutoff_ms]).fetchall()
+            first, last = row[0]
+            if first is not None:
+                ranges[table] = (int(first), min(int(last), forwarded_through(reader, table)))
     finally:
         reader.close()
     deleted = dict.fromkeys(_RETAINED, 0)

@@ -86,6 +86,7 @@ class SyncJob:
         self._failures = 0
         self._not_before = 0.0
         self._reported_problems: list[str] = []
+        self._window_refused: set[str] = set()  # tables whose dedup window the server would not set
         self.last_result: PassResult | None = None
 
     async def run_scheduled(self) -> None:
@@ -163,7 +164,8 @@ class SyncJob:
         targets = {}
         for table in TABLE_ORDER:
             found = described.get(table)
-            if found is not None and found.dedup_window == 0 and found.can_set_dedup_window and self._set_dedup_window:
+            if (found is not None and found.dedup_window == 0 and found.can_set_dedup_window and self._set_dedup_window
+                    and table not in self._window_refused):
                 found = self._set_window(upstream, found)
             plan = plan_table(table, canonical_schema(table), found, REQUIRED[table], upstream.database)
             targets[table] = _Target(plan, found is not None and found.dedup_window > 0,
@@ -176,6 +178,7 @@ class SyncJob:
         except UpstreamError as exc:
             if exc.retryable:
                 raise
+            self._window_refused.add(table.name)
             log.warning("cannot set non_replicated_deduplication_window on %s.%s (%s); reconciling by id "
                         "before every insert instead", upstream.database, table.name, exc)
             return table

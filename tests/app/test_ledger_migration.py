@@ -1,0 +1,65 @@
+"""A gateway upgraded with batches still pending keeps sending exactly the same rows.
+
+The earlier ledger kept each pending batch of sessions, profiles and groups as one JSON payload
+(times in epoch ms) and what upstream holds of each session as JSON. Migration 4 carries both
+into typed tables; a pending batch then reads back as the rows its first attempt sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import msgspec
+
+from storage import ledger
+from storage.database import migrate
+from storage.migrations import MIGRATIONS
+
+_T0 = 1_780_920_000_123  # epoch ms
+
+
+def _session(version: int, sign: int, event_count: int) -> dict[str, object]:
+    geo_agent = dict.fromkeys(("country", "city", "region", "os", "os_version", "browser", "browser_version",
+                               "device", "brand", "model"), "")
+    return {"id": "s1", "project_id": "demo", "profile_id": "d1", "device_id": "d1", "created_at": _T0,
+            "ended_at": _T0 + 5000, "is_bounce": False, "entry_origin": "", "entry_path": "/a", "exit_origin": "",
+            "exit_path": "/b", "screen_view_count": 2, "revenue": 0.0, "event_count": event_count, "duration": 5000,
+            **geo_agent, "longitude": None, "latitude": None, "utm_medium": "", "utm_source": "", "utm_campaign": "",
+            "utm_content": "", "utm_term": "", "referrer": "", "referrer_name": "", "referrer_type": "",
+            "groups": ["g1"], "properties": {"__gateway": "site-01"}, "sign": sign, "version": version}
+
+
+def test_pending_json_batches_become_typed_snapshots(tmp_path: Path) -> None:
+    connection = duckdb.connect(str(tmp_path / "old.duckdb"))
+    connection.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
+    for version, statements in enumerate(MIGRATIONS[:3], start=1):
+        for statement in statements:
+            connection.execute(statement)
+        connection.execute("INSERT INTO schema_migrations VALUES (?, now()::TIMESTAMP)", [version])
+    held, cancel, new = _session(7, 1, 3), _session(7, -1, 3), _session(12, 1, 4)
+    profile = {"id": "u1", "is_external": True, "first_name": "Ada", "last_name": "", "email": "", "avatar": "",
+               "properties": {"plan": "pro", "__gateway": "site-01"}, "project_id": "demo", "groups": [],
+               "created_at": _T0, "last_seen_at": _T0 + 1}
+    connection.execute("INSERT INTO sync_sent_sessions VALUES ('s1', ?)", [msgspec.json.encode(held).decode()])
+    for batch_id, table, payload in ((1, "sessions", [cancel, new]), (2, "profiles", [profile])):
+        connection.execute(
+            "INSERT INTO sync_batches (id, table_name, first_seq, last_seq, row_count, token, payload, status, "
+            "created_at) VALUES (?, ?, 12, 12, 1, ?, ?, 'pending', now()::TIMESTAMP)",
+            [batch_id, table, f"site-01:{table}:12-12", msgspec.json.encode(payload).decode()])
+
+    migrate(connection)
+    reader = connection.cursor()
+
+    sessions = ledger.read_batch(reader, ledger.pending_batch(reader, "sessions"), "site-01").to_pylist()
+    assert [(row["seq"], row["sign"], row["version"], row["event_count"]) for row in sessions] == [
+        (12, -1, 7, 3), (12, 1, 12, 4)]
+    assert sessions[0]["created_at"] == dt.datetime(2026, 6, 8, 12, 0, 0, 123000)
+    assert sessions[0]["groups"] == ["g1"] and sessions[0]["longitude"] is None
+    profiles = ledger.read_batch(reader, ledger.pending_batch(reader, "profiles"), "site-01").to_pylist()
+    assert [(row["id"], row["first_name"], dict(row["properties"])) for row in profiles] == [
+        ("u1", "Ada", {"plan": "pro", "__gateway": "site-01"})]
+    assert reader.execute("SELECT id, version, event_count FROM sync_upstream_sessions").fetchall() == [("s1", 7, 3)]
+    assert reader.execute("SELECT count(*) FROM sync_batches WHERE payload IS NOT NULL").fetchone() == (0,)
+    assert ledger.pending_batch(reader, "sessions").token == "site-01:sessions:12-12"  # the same token again
