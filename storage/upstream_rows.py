@@ -117,6 +117,9 @@ ROW_KEYS: dict[str, tuple[str, ...]] = {
     "session_replay_chunks": ("session_id", "project_id", "chunk_index"),
 }
 
+# The time column that narrows such a lookup (OpenPanel partitions and sorts by it).
+RECONCILE_TIME_COLUMN = {"events": "created_at", "sessions": "created_at", "session_replay_chunks": "started_at"}
+
 _AS_MAP = "json_transform(properties, '\"MAP(VARCHAR, VARCHAR)\"') AS properties"
 
 

@@ -114,18 +114,27 @@ class Upstream:
         except (DatabaseError, OperationalError, OSError) as exc:
             raise classify_error(exc) from exc
 
-    def existing_keys(self, table: str, keys: list[tuple[str, KeyKind]], lookup: list[str]) -> set[tuple[Any, ...]]:
+    def existing_keys(self, table: str, keys: list[tuple[str, KeyKind]], lookup: list[str], projects: list[str],
+                      time_range: tuple[str, int, int] | None) -> set[tuple[Any, ...]]:
         """Key tuples of the `table` rows whose first key is in `lookup` (reconciling by id).
 
-        Keys come back as text, integers, or epoch milliseconds (`KeyKind`), whatever the
-        upstream column's exact type, so they compare with the gateway's own.
+        `projects` and `time_range` (column, first and last epoch ms) narrow the search to the
+        parts and granules of OpenPanel's sort keys and partitions, so a lookup in a large table
+        reads little. Keys come back as text, integers, or epoch milliseconds (`KeyKind`),
+        whatever the upstream column's exact type, so they compare with the gateway's own.
         """
         selected = ", ".join(_KEY_EXPRESSIONS[kind].format(name) for name, kind in keys)
-        first = keys[0][0]
+        where = [f"toString({keys[0][0]}) IN {{lookup:Array(String)}}", "project_id IN {projects:Array(String)}"]
+        parameters: dict[str, Any] = {"lookup": lookup, "projects": projects}
+        if time_range is not None:
+            column, first_ms, last_ms = time_range
+            where.append(f"{column} BETWEEN fromUnixTimestamp64Milli({{first:Int64}}) "
+                         f"AND fromUnixTimestamp64Milli({{last:Int64}})")
+            parameters.update(first=first_ms, last=last_ms)
         try:
             result = self._client.query(
                 f"SELECT DISTINCT {selected} FROM {self.database}.{table} "  # noqa: S608 - names from a fixed list
-                f"WHERE toString({first}) IN {{lookup:Array(String)}}", parameters={"lookup": lookup})
+                f"WHERE {' AND '.join(where)}", parameters=parameters)
         except (DatabaseError, OperationalError, OSError) as exc:
             raise classify_error(exc) from exc
         return {tuple(row) for row in result.result_rows}

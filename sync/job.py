@@ -27,10 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from storage import ledger
 from storage.ledger import Batch, Refused
 from storage.upstream_rows import (
+    RECONCILE_TIME_COLUMN,
     REQUIRED,
     ROW_KEYS,
     SNAPSHOT_BATCH_ROWS,
@@ -218,9 +220,17 @@ class SyncJob:
         keys = key_kinds(canonical_schema(table), ROW_KEYS[table])
         mine = row_keys(block.rows, keys)
         lookup = sorted({str(key[0]) for key in mine})
+        projects = pc.unique(block.rows.column("project_id")).to_pylist()
+        time_range = None
+        if table in RECONCILE_TIME_COLUMN:
+            column = RECONCILE_TIME_COLUMN[table]
+            times = block.rows.column(column).cast(pa.timestamp("ms")).cast(pa.int64())
+            bounds = pc.min_max(times).as_py()
+            # A second either side: a `DateTime` column holds whole seconds.
+            time_range = (column, int(bounds["min"]) - 1000, int(bounds["max"]) + 1000)
         held: set[tuple[object, ...]] = set()
         for start in range(0, len(lookup), _LOOKUP_CHUNK):
-            held |= upstream.existing_keys(table, keys, lookup[start:start + _LOOKUP_CHUNK])
+            held |= upstream.existing_keys(table, keys, lookup[start:start + _LOOKUP_CHUNK], projects, time_range)
         if not held:
             return block
         missing = pa.array([key not in held for key in mine], pa.bool_())
