@@ -51,7 +51,7 @@ def test_stored_agent_columns_match_openpanel(app_client: AppClient, agent: dict
     assert response.status_code == 202
     assert response.json()["accepted"] == 1
     names = ", ".join(COLUMNS)
-    row = app_client.rows(f"SELECT {names} FROM events WHERE name = 'probe'")  # noqa: S608 - constant columns
+    row = app_client.rows(f"SELECT {names} FROM events WHERE name = 'probe'")
     stored: dict[str, Any] = dict(zip(COLUMNS, row[0], strict=True))
     expected = {column: agent[column] for column in COLUMNS} | KNOWN_DIFFERENCES.get(agent["ua"], {})
     assert stored == expected
