@@ -27,11 +27,6 @@ from tests.helpers import AUTH, PHONE_UA, track, write_config
 _databases = itertools.count()
 
 
-@pytest.fixture(scope="session")
-def chdb_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("upstream")
-
-
 class FaultyUpstream(Upstream):
     """A real chdb upstream that can refuse connections or lose the answer to a committed insert."""
 
