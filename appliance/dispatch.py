@@ -4,8 +4,8 @@ Input: the request's context and its `ValidEvent`s. Output: a `WriteRequest`, th
 session id each item was given, and the live rows to record once committed. Every event takes
 exactly one path:
 
-- server (a server user agent): no session, unless its profile is in an active live session,
-  whose ids and enrichment it then borrows;
+- server (a server user agent): no session and no device (`device_id = ''`, as OpenPanel stores
+  it), unless its profile is in an active live session, whose ids and context it then borrows;
 - historical (older than the session timeout): the deterministic bucket session of its own time;
   live state is neither read nor written;
 - live: the device's active live session if one existed before this request (the current or the
@@ -82,17 +82,20 @@ def dispatch(context: RequestContext, events: list[ValidEvent]) -> Dispatched:
             case wire.IdentifyItem(payload=p):
                 out.write.profile_changes.append(ProfileChange(
                     index=event.index, kind="identify", project_id=context.project_id, id=str(event.profile_id),
-                    seen_at=event.event_ms, first_name=p.firstName or "", last_name=p.lastName or "",
+                    seen_at=event.event_ms, received_at=context.received_ms, first_name=p.firstName or "",
+                    last_name=p.lastName or "",
                     email=p.email or "", avatar=p.avatar or "",
                     properties={**_profile_context(context, addresses.location(ip)), **event.flat_properties}))
             case wire.IncrementItem(payload=p) | wire.DecrementItem(payload=p):
                 out.write.profile_changes.append(ProfileChange(
                     index=event.index, kind=event.kind, project_id=context.project_id,  # type: ignore[arg-type]
-                    id=str(event.profile_id), seen_at=event.event_ms, property=p.property, amount=float(p.value)))
+                    id=str(event.profile_id), seen_at=event.event_ms, received_at=context.received_ms,
+                    property=p.property, amount=float(p.value)))
             case wire.AssignGroupItem(payload=p):
                 out.write.profile_changes.append(ProfileChange(
                     index=event.index, kind="assign_groups", project_id=context.project_id,
-                    id=event.profile_id or device, seen_at=event.event_ms, groups=list(p.groupIds)))
+                    id=event.profile_id or device, seen_at=event.event_ms, received_at=context.received_ms,
+                    groups=list(p.groupIds)))
             case wire.GroupItem(payload=p):
                 out.write.groups.append(GroupUpsert(project_id=context.project_id, id=p.id, type=p.type, name=p.name,
                                                     properties=event.flat_properties, seen_at=event.event_ms))
@@ -193,9 +196,26 @@ def _track_row(context: RequestContext, event: ValidEvent, device: str, where: L
         model=columns.model,
         session_is_live=live,
     )
-    if session is not None and session.borrowed_from is not None:
-        row = msgspec.structs.replace(row, **session.borrowed_from.borrowed)
+    if context.agent.kind is AgentKind.SERVER:
+        row = _server_row(row, event, session.borrowed_from if session is not None else None)
     return row
+
+
+def _server_row(row: EventRow, event: ValidEvent, borrowed: LiveSession | None) -> EventRow:
+    """A server event's ids and context, by OpenPanel's rule (`events.incoming-event.ts`).
+
+    It has no device of its own (`device_id = ''`) and no referrer; its profile is only the one it
+    names. Riding a profile's live session, it takes that session's device, referrer, geo, agent
+    and exit page, without extending the session.
+    """
+    columns: dict[str, object] = {"device_id": "", "profile_id": str(event.profile_id or ""), "referrer": "",
+                                  "referrer_name": "", "referrer_type": "", "extends_session": False}
+    if borrowed is not None:
+        columns |= borrowed.borrowed | {"device_id": borrowed.device_id}
+        exit_path, exit_origin = borrowed.exit
+        if exit_path:
+            columns |= {"path": exit_path, "origin": exit_origin}
+    return msgspec.structs.replace(row, **columns)
 
 
 def _profile_context(context: RequestContext, where: Location) -> dict[str, str]:

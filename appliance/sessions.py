@@ -16,8 +16,10 @@ import duckdb
 from storage.rows import EventRow
 from storage.schema import GEO_AND_AGENT_NAMES
 
-# Enrichment a borrowing server event takes from the session it joins.
-BORROWED_COLUMNS = GEO_AND_AGENT_NAMES
+# What a borrowing server event takes from the session it joins, as OpenPanel's worker does
+# (`events.incoming-event.ts`): the session's referrer, geo and agent; path and origin are the
+# session's exit page (kept current in `LiveSession.exit`).
+BORROWED_COLUMNS = ("referrer", "referrer_name", "referrer_type", *GEO_AND_AGENT_NAMES)
 
 
 @dataclass(slots=True)
@@ -26,6 +28,7 @@ class LiveSession:
     device_id: str
     last_event_ms: int
     borrowed: dict[str, object]
+    exit: tuple[str, str] = ("", "")  # (path, origin) of the latest event that had a path
 
     def active_at(self, event_ms: int, timeout_ms: int) -> bool:
         return abs(event_ms - self.last_event_ms) <= timeout_ms
@@ -60,6 +63,8 @@ class LiveSessions:
                 session = LiveSession(row.session_id, row.device_id, row.created_at,
                                       {name: getattr(row, name) for name in BORROWED_COLUMNS})
                 self._by_device[key] = session
+            if row.path and (row.created_at >= session.last_event_ms or not session.exit[0]):
+                session.exit = (row.path, row.origin)
             session.last_event_ms = max(session.last_event_ms, row.created_at)
             if row.profile_id != row.device_id:
                 self._by_profile[(row.project_id, row.profile_id)] = session
@@ -74,13 +79,14 @@ class LiveSessions:
         """Rebuild the state from the open live sessions of the `sessions` table."""
         columns = ", ".join(BORROWED_COLUMNS)
         rows = connection.execute(
-            f"""SELECT project_id, id, device_id, profile_id, epoch_ms(ended_at), {columns}
+            f"""SELECT project_id, id, device_id, profile_id, epoch_ms(ended_at), exit_path, exit_origin, {columns}
                 FROM sessions WHERE is_live AND NOT closed AND ended_at >= epoch_ms(?::BIGINT)
                 ORDER BY ended_at""",  # noqa: S608 - column names are constants of this module
             [now_ms - self.timeout_ms],
         ).fetchall()
-        for project_id, session_id, device_id, profile_id, ended_ms, *borrowed in rows:
-            session = LiveSession(session_id, device_id, ended_ms, dict(zip(BORROWED_COLUMNS, borrowed, strict=True)))
+        for project_id, session_id, device_id, profile_id, ended_ms, exit_path, exit_origin, *borrowed in rows:
+            session = LiveSession(session_id, device_id, ended_ms, dict(zip(BORROWED_COLUMNS, borrowed, strict=True)),
+                                  (exit_path, exit_origin))
             self._by_device[(project_id, device_id)] = session
             if profile_id != device_id:
                 self._by_profile[(project_id, profile_id)] = session

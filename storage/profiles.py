@@ -30,7 +30,12 @@ class SequenceSource(Protocol):
 def apply_profile_changes(
     connection: duckdb.DuckDBPyConnection, sequences: SequenceSource, changes: list[ProfileChange]
 ) -> dict[int, str]:
-    """Apply changes in order; returns the refused ones (item index → message)."""
+    """Apply changes in order; returns the refused ones (item index → message).
+
+    `last_seen_at` (local `updated_at`) becomes the time the change was received, as OpenPanel's
+    `upsertProfile` sets it to the time of the write; it is also the version of the upstream
+    ReplacingMergeTree, so it must advance with every write whatever the events' own times.
+    """
     profiles = _load(connection, {(c.project_id, c.id) for c in changes})
     touched: set[tuple[str, str]] = set()
     refused: dict[int, str] = {}
@@ -61,7 +66,10 @@ def _apply(profiles: dict[tuple[str, str], dict[str, Any]], key: tuple[str, str]
     else:
         if profile is None:
             profile = profiles[key] = {"first_name": "", "last_name": "", "email": "", "avatar": "",
-                                       "properties": {}, "groups": [], "created_at": change.seen_at}
+                                       "properties": {}, "groups": [], "created_at": change.seen_at,
+                                       "is_external": True}
+        if change.kind == "identify":
+            profile["is_external"] = True  # an anonymous visitor's profile, now identified
         for name in ("first_name", "last_name", "email", "avatar"):
             value = getattr(change, name)
             if value:
@@ -69,7 +77,8 @@ def _apply(profiles: dict[tuple[str, str], dict[str, Any]], key: tuple[str, str]
         profile["properties"].update(change.properties)
         profile["groups"] = list(dict.fromkeys([*profile["groups"], *change.groups]))
         profile["created_at"] = min(profile["created_at"], change.seen_at)
-    profile["updated_at"] = max(profile.get("updated_at", change.seen_at), change.seen_at)
+    written_at = change.received_at or change.seen_at
+    profile["updated_at"] = max(profile.get("updated_at", written_at), written_at)
     return None
 
 
@@ -79,7 +88,7 @@ def _load(connection: duckdb.DuckDBPyConnection, keys: set[tuple[str, str]]) -> 
     try:
         rows = connection.execute(
             """SELECT p.project_id, p.id, first_name, last_name, email, avatar, properties, groups,
-                      epoch_ms(created_at), epoch_ms(updated_at)
+                      epoch_ms(created_at), epoch_ms(updated_at), is_external
                FROM profiles p JOIN wanted_profiles w USING (project_id, id)"""
         ).fetchall()
     finally:
@@ -87,7 +96,7 @@ def _load(connection: duckdb.DuckDBPyConnection, keys: set[tuple[str, str]]) -> 
     return {
         (r[0], r[1]): {"first_name": r[2], "last_name": r[3], "email": r[4], "avatar": r[5],
                        "properties": _DECODE.decode(r[6]), "groups": list(r[7]), "created_at": r[8],
-                       "updated_at": r[9]}
+                       "updated_at": r[9], "is_external": r[10]}
         for r in rows
     }
 
@@ -98,7 +107,7 @@ def _write(connection: duckdb.DuckDBPyConnection, sequences: SequenceSource,
     records = [
         {"seq": first_seq + n, "project_id": key[0], "id": key[1], "first_name": p["first_name"],
          "last_name": p["last_name"], "email": p["email"], "avatar": p["avatar"],
-         "properties": _ENCODE.encode(p["properties"]).decode(), "is_external": True,
+         "properties": _ENCODE.encode(p["properties"]).decode(), "is_external": p["is_external"],
          "created_at": p["created_at"], "updated_at": p["updated_at"], "groups": p["groups"]}
         for n, (key, p) in enumerate(profiles)
     ]

@@ -49,6 +49,9 @@ class EventRow(msgspec.Struct, kw_only=True):
     imported_at: int | None = None
     # Not a column: whether the row's session is a live one (SPEC §5.3), kept on the session row.
     session_is_live: bool = False
+    # Not a column: whether the row counts in its session's aggregate. A server event riding a
+    # live session does not: OpenPanel stores it without passing it through its session buffer.
+    extends_session: bool = True
 
 
 ProfileChangeKind = Literal["identify", "increment", "decrement", "assign_groups"]
@@ -67,6 +70,9 @@ class ProfileChange(msgspec.Struct, kw_only=True):
     project_id: str
     id: str
     seen_at: int
+    # When the gateway received it: the profile's `last_seen_at` is the time of the write, as in
+    # OpenPanel's `upsertProfile`, not the event's own time.
+    received_at: int = 0
     first_name: str = ""
     last_name: str = ""
     email: str = ""

@@ -35,7 +35,7 @@ def session_deltas(rows: list[EventRow]) -> dict[str, dict[str, Any]]:
     """Per session id, the aggregate of `rows` in the `sessions` table's columns (without seq)."""
     grouped: dict[str, list[EventRow]] = {}
     for row in rows:
-        if row.session_id and row.name not in SESSION_EVENTS:
+        if row.session_id and row.extends_session and row.name not in SESSION_EVENTS:
             grouped.setdefault(row.session_id, []).append(row)
     return {session_id: _aggregate(members) for session_id, members in grouped.items()}
 
@@ -45,7 +45,13 @@ def _aggregate(rows: list[EventRow]) -> dict[str, Any]:
     last = max(rows, key=lambda r: r.created_at)
     identified = [r.profile_id for r in rows if r.profile_id != r.device_id]
     query = _DECODE_PROPERTIES.decode(first.properties)
-    screen_views = sum(1 for r in rows if r.name == SCREEN_VIEW)
+    # OpenPanel's session buffer (`session-buffer.ts`): a screen view with a path counts as a
+    # screen view only, every other event as an event; entry and exit are the first and last
+    # pages, an event without a path leaving them as they are.
+    screen_views = sum(1 for r in rows if r.name == SCREEN_VIEW and r.path)
+    paged = [r for r in rows if r.path]
+    entry = min(paged, key=lambda r: r.created_at) if paged else first
+    exit_page = max(paged, key=lambda r: r.created_at) if paged else last
     return {
         "id": first.session_id,
         "project_id": first.project_id,
@@ -54,13 +60,13 @@ def _aggregate(rows: list[EventRow]) -> dict[str, Any]:
         "created_at": first.created_at,
         "ended_at": last.created_at,
         "duration": last.created_at - first.created_at,
-        "event_count": len(rows),
+        "event_count": len(rows) - screen_views,
         "screen_view_count": screen_views,
         "is_bounce": screen_views <= 1,
-        "entry_path": first.path,
-        "entry_origin": first.origin,
-        "exit_path": last.path,
-        "exit_origin": last.origin,
+        "entry_path": entry.path,
+        "entry_origin": entry.origin,
+        "exit_path": exit_page.path,
+        "exit_origin": exit_page.origin,
         "referrer": first.referrer,
         "referrer_name": first.referrer_name,
         "referrer_type": first.referrer_type,

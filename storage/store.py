@@ -53,19 +53,31 @@ _SESSION_MERGE = """
     event_count = sessions.event_count + excluded.event_count,
     screen_view_count = sessions.screen_view_count + excluded.screen_view_count,
     is_bounce = sessions.screen_view_count + excluded.screen_view_count <= 1,
-    entry_path = CASE WHEN excluded.created_at < sessions.created_at THEN excluded.entry_path
-                      ELSE sessions.entry_path END,
-    entry_origin = CASE WHEN excluded.created_at < sessions.created_at THEN excluded.entry_origin
-                        ELSE sessions.entry_origin END,
-    exit_path = CASE WHEN excluded.ended_at >= sessions.ended_at THEN excluded.exit_path
-                     ELSE sessions.exit_path END,
-    exit_origin = CASE WHEN excluded.ended_at >= sessions.ended_at THEN excluded.exit_origin
-                       ELSE sessions.exit_origin END,
+    entry_path = CASE WHEN excluded.entry_path <> '' AND (excluded.created_at < sessions.created_at
+                                                          OR sessions.entry_path = '')
+                      THEN excluded.entry_path ELSE sessions.entry_path END,
+    entry_origin = CASE WHEN excluded.entry_path <> '' AND (excluded.created_at < sessions.created_at
+                                                            OR sessions.entry_path = '')
+                        THEN excluded.entry_origin ELSE sessions.entry_origin END,
+    exit_path = CASE WHEN excluded.exit_path <> '' AND excluded.ended_at >= sessions.ended_at
+                     THEN excluded.exit_path ELSE sessions.exit_path END,
+    exit_origin = CASE WHEN excluded.exit_path <> '' AND excluded.ended_at >= sessions.ended_at
+                       THEN excluded.exit_origin ELSE sessions.exit_origin END,
     revenue = sessions.revenue + excluded.revenue,
     groups = list_distinct(list_concat(sessions.groups, excluded.groups)),
     is_live = sessions.is_live OR excluded.is_live,
     last_received_at = greatest(sessions.last_received_at, excluded.last_received_at)
 """
+
+
+_REFERRER_COLUMNS = ("referrer", "referrer_name", "referrer_type")
+_INHERITED_REFERRER = ", ".join(f"coalesce(nullif(s.{c}, ''), e.{c}) AS {c}" for c in _REFERRER_COLUMNS)
+# What OpenPanel's `createEvent` writes into a profile's properties on `session_start`.
+_PROFILE_CONTEXT = ", ".join(
+    f"{{'k': '{name}', 'v': coalesce({name}::VARCHAR, '')}}"
+    for name in ("path", "country", "city", "region", "longitude", "latitude", "os", "os_version", "browser",
+                 "browser_version", "device", "brand", "model", "referrer", "referrer_name", "referrer_type")
+)
 
 
 class Sequences:
@@ -157,31 +169,83 @@ class Store:
 
     def _store_events_and_sessions(self, rows: list[EventRow], claimed: list[tuple[str, str]]) -> None:
         deltas = session_deltas(rows)
-        if deltas:
-            known = {r[0] for r in self._query_with(
-                "touched_sessions", pa.table({"id": pa.array(list(deltas), pa.string())}),
-                "SELECT id FROM sessions WHERE id IN (SELECT id FROM touched_sessions)", [])}
-            for session_id, delta in deltas.items():
-                if session_id in known:
-                    continue
-                # The sessions table says this session is new. The lock is claimed for the record
-                # (and for any other writer of this cache); a key left by a transaction that never
-                # committed is stale, and the table is the truth.
-                if self.locks.claim(delta["project_id"], session_id):
-                    claimed.append((delta["project_id"], session_id))
-                rows.append(session_start_row(rows, session_id))
-        if rows:
-            self._insert_events(rows)
-        if deltas:
-            self._upsert_sessions(list(deltas.values()))
+        if not deltas:
+            if rows:
+                self._insert_events(rows)
+            return
+        stored = {r[0]: r[1:] for r in self._query_with(
+            "touched_sessions", pa.table({"id": pa.array(list(deltas), pa.string())}),
+            """SELECT id, referrer, referrer_name, referrer_type FROM sessions
+               WHERE id IN (SELECT id FROM touched_sessions)""", [])}
+        starts = 0
+        for session_id, delta in deltas.items():
+            if session_id in stored:
+                continue
+            # The sessions table says this session is new. The lock is claimed for the record
+            # (and for any other writer of this cache); a key left by a transaction that never
+            # committed is stale, and the table is the truth.
+            if self.locks.claim(delta["project_id"], session_id):
+                claimed.append((delta["project_id"], session_id))
+            rows.append(session_start_row(rows, session_id))
+            starts += 1
+        # A session's referrer is the one it started with: the stored row's, or a new session's
+        # first event's. Every event of the session carries it (OpenPanel's referrer inheritance).
+        referrers = [stored.get(session_id) or (delta["referrer"], delta["referrer_name"], delta["referrer_type"])
+                     for session_id, delta in deltas.items()]
+        session_referrers = pa.table({
+            "id": pa.array(list(deltas), pa.string()),
+            **{name: pa.array([r[n] for r in referrers], pa.string()) for n, name in enumerate(_REFERRER_COLUMNS)},
+        })
+        self._upsert_sessions(list(deltas.values()))
+        first_seq = self._insert_events(rows, session_referrers)
+        if starts:
+            self._upsert_session_profiles(first_seq, first_seq + len(rows) - 1, starts)
 
-    def _insert_events(self, rows: list[EventRow]) -> None:
+    def _insert_events(self, rows: list[EventRow], session_referrers: pa.Table | None = None) -> int:
+        """Insert event rows (inheriting their session's referrer when given); returns the first seq."""
         first_seq = self.sequences.take("events", len(rows))
         columns: dict[str, pa.Array] = {"seq": pa.array(range(first_seq, first_seq + len(rows)), pa.int64())}
         for name in _EVENT_FIELDS:
             columns[name] = pa.array([getattr(row, name) for row in rows], EVENT_ARROW_SCHEMA.field(name).type)
-        self._execute_with("incoming_events", pa.Table.from_pydict(columns, schema=EVENT_ARROW_SCHEMA),
-                           "INSERT INTO events BY NAME SELECT * FROM incoming_events")
+        incoming = pa.Table.from_pydict(columns, schema=EVENT_ARROW_SCHEMA)
+        if session_referrers is None:
+            self._execute_with("incoming_events", incoming, "INSERT INTO events BY NAME SELECT * FROM incoming_events")
+            return first_seq
+        self.connection.register("session_referrers", session_referrers)
+        try:
+            # Field by field, a non-empty session value wins (OpenPanel merges the session's
+            # referrer over the event's, leaving out empty values).
+            self._execute_with("incoming_events", incoming, f"""
+                INSERT INTO events BY NAME
+                SELECT e.* REPLACE ({_INHERITED_REFERRER})
+                FROM incoming_events e LEFT JOIN session_referrers s ON s.id = e.session_id""")  # noqa: S608
+        finally:
+            self.connection.unregister("session_referrers")
+        return first_seq
+
+    def _upsert_session_profiles(self, first_seq: int, last_seq: int, starts: int) -> None:
+        """The profile of each new session, as OpenPanel upserts it on `session_start`.
+
+        An anonymous visitor's profile (its id is the device id) is created with
+        `is_external = false`; the event's page, place, agent and referrer are merged into the
+        profile's properties, and `last_seen_at` (local `updated_at`) is when the gateway received it.
+        """
+        profile_seq = self.sequences.take("profiles", starts)
+        self.connection.execute(f"""
+            INSERT INTO profiles (seq, project_id, id, properties, is_external, created_at, updated_at)
+            SELECT ?::BIGINT + row_number() OVER () - 1, project_id, profile_id, properties,
+                   profile_id <> device_id, created_at, received_at
+            FROM (SELECT project_id, profile_id, device_id, created_at, received_at,
+                         to_json(map_from_entries(list_filter([{_PROFILE_CONTEXT}], lambda p: p.v <> '')))::VARCHAR
+                             AS properties
+                  FROM events
+                  WHERE seq BETWEEN ? AND ? AND name = 'session_start' AND profile_id <> ''
+                  QUALIFY row_number() OVER (PARTITION BY project_id, profile_id ORDER BY created_at DESC) = 1)
+            ON CONFLICT (project_id, id) DO UPDATE SET
+                seq = excluded.seq,
+                properties = json_merge_patch(profiles.properties, excluded.properties)::VARCHAR,
+                updated_at = greatest(profiles.updated_at, excluded.updated_at)""",  # noqa: S608 - constants
+            [profile_seq, first_seq, last_seq])
 
     def _upsert_sessions(self, deltas: list[dict[str, Any]]) -> None:
         first_seq = self.sequences.take("sessions", len(deltas))

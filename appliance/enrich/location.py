@@ -1,8 +1,10 @@
 """Where in the app or site an event happened (SPEC §6.3): `__path` → origin, path, query, hash.
 
 Input: the raw `__path` (or `path`) value. Output: `origin` (`https://shop.example`), `path`
-(`/cart`), the query as a dict and the `#hash`. A value that is neither an absolute URL nor an
-absolute path is a screen name (`CheckoutScreen`) and is kept as the path, with no origin.
+(`/cart`), the query as a dict and the hash with its `#` (`#pay`). A value that is neither an
+absolute URL nor an absolute path is a screen name (`CheckoutScreen`) and is kept as the path,
+with no origin. The rules follow OpenPanel's `parsePath` (`packages/common/src/url.ts`, WHATWG
+`URL`): the origin leaves out a default port, a repeated query parameter keeps its last value.
 """
 
 from __future__ import annotations
@@ -35,20 +37,29 @@ def parse_location(value: str) -> PageLocation:
     if lowered.startswith(("http://", "https://")):
         try:
             parts = urlsplit(value)
+            port = parts.port
         except ValueError:  # e.g. a malformed IPv6 host; keep the text, lose nothing
             return PageLocation(path=value)
-        origin = f"{parts.scheme.lower()}://{parts.netloc.lower()}" if parts.netloc else ""
-        return PageLocation(origin, parts.path or "/", _query(parts.query), parts.fragment)
+        origin = _origin(parts.scheme.lower(), parts.hostname or "", port) if parts.netloc else ""
+        return PageLocation(origin, parts.path or "/", _query(parts.query), _hash(parts.fragment))
     if value.startswith("/"):
         rest, _, fragment = value.partition("#")
         path, _, query = rest.partition("?")
-        return PageLocation("", path, _query(query), fragment)
+        return PageLocation("", path, _query(query), _hash(fragment))
     return PageLocation(path=value)
 
 
+def _origin(scheme: str, host: str, port: int | None) -> str:
+    host = f"[{host}]" if ":" in host else host
+    default = {"http": 80, "https": 443}.get(scheme)
+    return f"{scheme}://{host}" if port is None or port == default else f"{scheme}://{host}:{port}"
+
+
+def _hash(fragment: str) -> str:
+    # `URL.hash` keeps the `#`, and is empty for a bare `#`.
+    return f"#{fragment}" if fragment else ""
+
+
 def _query(text: str) -> dict[str, str]:
-    # A repeated parameter keeps its first value, as URLSearchParams.get() does in browsers.
-    query: dict[str, str] = {}
-    for name, value in parse_qsl(text, keep_blank_values=False):
-        query.setdefault(name, value)
-    return query
+    # A repeated parameter keeps its last value, as OpenPanel's `parseSearchParams` does.
+    return dict(parse_qsl(text, keep_blank_values=False))

@@ -3,8 +3,8 @@
 Input: the raw `__referrer` value, the page's location (to drop internal referrers and to read
 `utm_source`/`ref`), and the referrer table. Output: the three referrer columns. The table maps
 hosts to a source name and a type (`search`, `social`, `email`, `paid`, `ai`, ...); see
-`referrers.json` for its origin and licence. A campaign parameter in the page's query wins over
-the referrer's host, because it is what the marketer meant.
+`referrers.json` for its origin and licence. The rules are OpenPanel's (`parse-referrer.ts`,
+`events.incoming-event.ts`), so a dashboard mixing gateway and direct traffic names sources alike.
 """
 
 from __future__ import annotations
@@ -29,12 +29,15 @@ _CAMPAIGN_PARAMETERS = ("utm_source", "ref", "utm_referrer")
 
 
 class ReferrerTable:
-    """Host → (source name, type), looked up by host and then by each parent domain."""
+    """Host → (source name, type), as OpenPanel looks referrers up (`parse-referrer.ts`)."""
 
     def __init__(self, hosts: dict[str, tuple[str, str]]) -> None:
         self._hosts = hosts
-        # utm_source=google or ref=facebook name a source, not a host.
-        self._names = {name.lower(): (name, kind) for name, kind in hosts.values()}
+        # utm_source=Facebook names a source, not a host; the first entry of a name wins, as
+        # OpenPanel's `Object.values(referrers).find(...)` does.
+        self._names: dict[str, tuple[str, str]] = {}
+        for name, kind in hosts.values():
+            self._names.setdefault(name.lower(), (name, kind))
 
     @classmethod
     def bundled(cls) -> ReferrerTable:
@@ -44,40 +47,49 @@ class ReferrerTable:
         return cls({host: (name, kind) for host, (name, kind) in data["hosts"].items()})
 
     def by_host(self, host: str) -> tuple[str, str] | None:
-        labels = host.lower().rstrip(".").split(".")
-        for start in range(len(labels) - 1):
-            match = self._hosts.get(".".join(labels[start:]))
-            if match is not None:
-                return match
-        return None
+        """The exact host, else the host without its first `www.` (OpenPanel's `parseReferrer`)."""
+        return self._hosts.get(host) or self._hosts.get(host.replace("www.", "", 1))
 
     def by_source(self, source: str) -> tuple[str, str] | None:
-        source = source.strip().lower()
-        return self._names.get(source) or self.by_host(source)
+        """A campaign source: a host, the host plus `.com`, or a source name (`getReferrerWithQuery`)."""
+        return self._hosts.get(source) or self._hosts.get(f"{source}.com") or self._names.get(source)
 
 
 def referrer_of(raw: str, page: PageLocation, table: ReferrerTable) -> Referrer:
-    """The referrer columns of one event."""
+    """The referrer columns of one event, by OpenPanel's rules (`events.incoming-event.ts`).
+
+    A referrer on the page's own host is dropped. The campaign source (`utm_source`, else `ref`,
+    else `utm_referrer`) names the source when present, a known one with its type; an unknown
+    one is its own (lowercased) name and leaves the type to the referrer host's. An unknown
+    referrer host is named by its URL, with an empty type.
+    """
     url = raw.strip().rstrip("/")
     host = _host(url)
-    internal = bool(host) and host == page.host
-    if internal:
+    if host and host == page.host:
         url, host = "", ""
+    name, kind = "", ""
+    if url:
+        name, kind = table.by_host(host) or ("", "")
+        name = name or url
+    campaign = _campaign_source(page.query)
+    if campaign:
+        source_name, source_kind = table.by_source(campaign) or (campaign, "")
+        name, kind = source_name, source_kind or kind
+    return Referrer(url, name, kind) if url or name else NO_REFERRER
+
+
+def _campaign_source(query: dict[str, str]) -> str:
     for parameter in _CAMPAIGN_PARAMETERS:
-        source = page.query.get(parameter, "").strip()
-        if source:
-            name, kind = table.by_source(source) or (source, "")
-            return Referrer(url, name, kind)
-    if not host:
-        return Referrer(url) if url else NO_REFERRER
-    name, kind = table.by_host(host) or ("", "unknown")
-    return Referrer(url, name, kind)
+        if parameter in query:  # the first parameter present decides, even when it is blank
+            return query[parameter].lower()
+    return ""
 
 
 def _host(url: str) -> str:
-    if not url:
+    # Like `new URL(url).hostname`: only an absolute URL (with a scheme) has a host.
+    if "://" not in url:
         return ""
     try:
-        return (urlsplit(url if "//" in url else f"//{url}").hostname or "").lower()
+        return (urlsplit(url).hostname or "").lower()
     except ValueError:
         return ""

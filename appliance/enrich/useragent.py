@@ -1,9 +1,12 @@
 """What sent a request (SPEC §6.1): a device, a server, or a bot, and its OS/browser/device.
 
 Input: the request's `user-agent` and the project's `unknown_agents` choice. Output: an `Agent`.
-ua-parser 1.x (with its `ua-parser-rs` resolver) does the parsing; this module decides the
-device class, which ua-parser does not: at an edge site many senders are not browsers (apps,
-kiosks, firmware, scripts), and only devices get sessions. Results are cached per user agent.
+ua-parser 1.x (with its `ua-parser-rs` resolver) does the parsing; `ua_vocabulary` spells the
+result as ua-parser-js 2.x does, so rows match what OpenPanel stores for the same agent
+(`packages/common/server/parser-user-agent.ts`). This module decides what kind of sender it is
+and its device class: at an edge site many senders are not browsers (apps, kiosks, firmware,
+scripts), and only devices get sessions. A server agent stores nothing but `device = "server"`,
+as in OpenPanel. Results are cached per user agent.
 """
 
 from __future__ import annotations
@@ -11,9 +14,13 @@ from __future__ import annotations
 import enum
 import re
 from functools import lru_cache
+from typing import Any
 
 import msgspec
 import ua_parser
+
+from appliance.enrich import ua_vocabulary as vocabulary
+from appliance.enrich.device_class import app_model, detect_brand, device_class
 
 # A lone `name/version` token: HTTP libraries and scripts (okhttp/4.12.0, curl/8.5.0).
 _SINGLE_TOKEN = re.compile(r"^[^\s/()]+(/[^\s/()]*)?$")
@@ -27,7 +34,6 @@ _BOT_FAMILIES = frozenset({"HeadlessChrome", "PhantomJS"})
 _SMART_TV = re.compile(r"smart-?tv|\bTV\b|Tizen|Web0S|webOS|AppleTV|CrKey|BRAVIA|HbbTV|Roku|AFT[A-Z]", re.IGNORECASE)
 _CONSOLE = re.compile(r"PlayStation|Xbox|Nintendo", re.IGNORECASE)
 _TABLET = re.compile(r"iPad|Tablet|Kindle|Silk/|PlayBook|SM-T\d|Tab\b", re.IGNORECASE)
-_MOBILE_OS = frozenset({"iOS", "Android", "Windows Phone", "BlackBerry OS", "KaiOS", "HarmonyOS"})
 _CACHE_SIZE = 8192
 
 
@@ -59,24 +65,47 @@ def classify(user_agent: str, unknown_as_device: bool = False) -> Agent:
     os = parsed.os if parsed else None
     device = parsed.device if parsed else None
     if (device is not None and device.family == "Spider") or (browser is not None and browser.family in _BOT_FAMILIES):
-        return Agent(AgentKind.BOT, browser=browser.family if browser else "", browser_version=_version(browser))
-    fields = {
-        "os": os.family if os else "",
-        "os_version": _version(os),
-        "browser": browser.family if browser else "",
-        "browser_version": _version(browser),
-        "brand": _brand(device.brand) if device else "",
-        "model": (device.model or "") if device else "",
-    }
+        return Agent(AgentKind.BOT, browser=vocabulary.browser_name(browser.family) if browser else "",
+                     browser_version=vocabulary.full_version(ua, _version(browser)))
     unparsed = browser is None and os is None and device is None
     if not ua or unparsed or _SINGLE_TOKEN.match(ua):
         if unknown_as_device:
-            return Agent(AgentKind.DEVICE, device="embedded", **fields)
-        if not fields["browser"] and _SINGLE_TOKEN.match(ua):
-            name, _, version = ua.partition("/")
-            fields["browser"], fields["browser_version"] = name, version
-        return Agent(AgentKind.SERVER, device="server", **fields)
-    return Agent(AgentKind.DEVICE, device=_device_class(ua, fields["os"]), **fields)
+            return Agent(AgentKind.DEVICE, device="embedded", **_columns(ua, browser, os, device))
+        # OpenPanel stores nothing of a server's agent but `device = "server"` (parser-user-agent.ts).
+        return Agent(AgentKind.SERVER, device="server")
+    fields = _columns(ua, browser, os, device)
+    return Agent(AgentKind.DEVICE, device=_device_class(ua, os.family if os else "", fields["model"]), **fields)
+
+
+def _columns(ua: str, browser: Any, os: Any, device: Any) -> dict[str, str]:
+    """os … model as ua-parser-js (so OpenPanel) would store them."""
+    browser_name = vocabulary.browser_name(browser.family) if browser else ""
+    browser_version = vocabulary.full_version(ua, _version(browser))
+    if (not browser_name and "AppleWebKit/" in ua) or browser_name == "WebKit":
+        browser_version = vocabulary.webkit_version(ua)
+        browser_name = "WebKit" if browser_version else ""
+    if ua.startswith("Dalvik/"):
+        browser_name = browser_version = ""  # the Android runtime's HTTP client, not a browser
+    os_name, os_version = (vocabulary.os_name(os.family), _version(os)) if os else ("", "")
+    if os_name == "webOS":
+        os_version = vocabulary.webos_version(ua)
+    os_name, os_version = vocabulary.console_os(ua) or (os_name, os_version)
+    brand = (device.brand or "") if device else ""
+    model = (device.model or "") if device else ""
+    if brand.startswith("Generic"):
+        # ua-parser's placeholders ("Generic_Android", "Generic Smartphone") are not brands.
+        model = "" if brand == "Generic" else model
+        brand = ""
+    if model == "iOS-Device" or "CFNetwork/" in ua:
+        # An app's CFNetwork client: ua-parser-js reads only "iOS" from it.
+        return {"os": "iOS", "os_version": "", "browser": "", "browser_version": "", "brand": "", "model": ""}
+    brand, model = vocabulary.brand_and_model(ua, brand, model)
+    # OpenPanel's own fallbacks when ua-parser-js names no vendor (parser-user-agent.ts `parse`).
+    model = model or app_model(ua)
+    if not brand and (model or os_name):
+        brand = detect_brand(ua, model)
+    return {"os": os_name, "os_version": os_version, "browser": browser_name, "browser_version": browser_version,
+            "brand": brand, "model": model}
 
 
 def _embedded(ua: str) -> Agent:
@@ -84,30 +113,25 @@ def _embedded(ua: str) -> Agent:
     return Agent(AgentKind.DEVICE, device="embedded", browser=name, browser_version=version)
 
 
-def _device_class(ua: str, os_family: str) -> str:
+def _device_class(ua: str, os_family: str, model: str) -> str:
+    # The classes ua-parser-js types itself (TV, console, tablet) are read from the agent here;
+    # for the rest OpenPanel's own fallback decides between mobile and desktop.
     if _SMART_TV.search(ua):
         return "smarttv"
     if _CONSOLE.search(ua):
         return "console"
     if _TABLET.search(ua) or (os_family == "Android" and "Mobile" not in ua and "Dalvik" not in ua):
         return "tablet"
-    if os_family in _MOBILE_OS or "Mobile" in ua or "iPhone" in ua:
-        return "mobile"
-    return "desktop"
+    return device_class(ua, model)
 
 
-def _brand(brand: str | None) -> str:
-    # ua-parser's placeholders ("Generic_Android", "Generic_Android_Tablet") are not brands.
-    return "" if not brand or brand.startswith("Generic") else brand
-
-
-def _version(part: object) -> str:
-    """`17.5.1` from a parsed part's major/minor/patch, as far as they are known."""
+def _version(part: Any) -> str:
+    """`17.5.1` from a parsed part's major/minor/patch/patch_minor, as far as they are known."""
     if part is None:
         return ""
-    numbers = [getattr(part, name, None) for name in ("major", "minor", "patch")]
     known = []
-    for number in numbers:
+    for name in ("major", "minor", "patch", "patch_minor"):
+        number = getattr(part, name, None)
         if not number:
             break
         known.append(number)

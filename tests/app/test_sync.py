@@ -133,7 +133,9 @@ def test_everything_arrives_once(site: Site) -> None:
     assert site.up("SELECT count(), uniqExact(id) FROM UP.events") == [(local, local)]
     assert site.up("SELECT count() FROM UP.events WHERE properties['__gateway'] = 'site-01'") == [(local,)]
     assert site.up("SELECT count(), sum(event_count) FROM UP.sessions FINAL") == [(1, 1200)]
-    assert site.up("SELECT id, first_name FROM UP.profiles FINAL") == [("u1", "Ada")]
+    # u1 identified, and the anonymous visitor's profile its session_start created (as in OpenPanel).
+    assert site.up("SELECT id, first_name, is_external FROM UP.profiles FINAL ORDER BY is_external DESC") == [
+        ("u1", "Ada", True), (site.up("SELECT any(device_id) FROM UP.events")[0][0], "", False)]
     assert site.up("SELECT id, name FROM UP.groups FINAL") == [("g1", "North")]
     assert site.up("SELECT chunk_index, events_count, payload FROM UP.session_replay_chunks") == [
         (0, 3, '[{"type":2}]')]
@@ -242,7 +244,8 @@ def test_200k_events_while_the_upstream_is_down_all_arrive(site: Site) -> None:
     assert local_events > 199_000
     assert site.up("SELECT count(), uniqExact(id) FROM UP.events") == [(local_events, local_events)]
     assert site.up("SELECT count() FROM UP.sessions FINAL") == [(local_sessions,)]
-    assert site.up("SELECT count() FROM UP.profiles FINAL") == [(1000,)]
+    # 1000 identified users, and the 40 phones' anonymous profiles from their session_starts.
+    assert site.up("SELECT countIf(is_external), countIf(NOT is_external) FROM UP.profiles FINAL") == [(1000, 40)]
     assert all(entry["rows"] == 0 for entry in site.status()["backlog"].values())
 
 

@@ -116,7 +116,7 @@ def test_increment_of_an_unknown_profile_is_a_validation_error(app_client: AppCl
     body = post_batch(app_client, [increment, track("ok")]).json()
     assert body == {"accepted": 1, "duplicates": 0, "rejected": [
         {"index": 0, "reason": "validation", "error": "payload.profileId: no profile 'nobody'; identify it first"}]}
-    assert app_client.count("profiles") == 0
+    assert app_client.rows("SELECT count(*) FROM profiles WHERE id = 'nobody'") == [(0,)]
 
 
 def test_identify_upserts_the_profile(app_client: AppClient) -> None:

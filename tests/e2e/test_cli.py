@@ -53,8 +53,8 @@ def test_status_and_sync_with_and_without_the_gateway(tmp_path: Path) -> None:
         post(gateway, "a", 1200)
         through_gateway = run(config, "sync")  # the gateway holds the files: the CLI asks it
         assert through_gateway.returncode == 0, through_gateway.stderr
-        # 1200 events, their session_start and the session row
-        assert through_gateway.stdout.strip().splitlines()[-1] == "sent 1202 rows, 0 waiting"
+        # 1200 events, their session_start, the session row and the visitor's anonymous profile
+        assert through_gateway.stdout.strip().splitlines()[-1] == "sent 1203 rows, 0 waiting"
         post(gateway, "b", 700)
         assert gateway.stop() == 0
         status = json.loads(run(config, "status").stdout)
