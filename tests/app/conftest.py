@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,12 +30,6 @@ class AppClient:
         """Rows of `table`; for `events`, the clients' events (not the gateway's session events)."""
         where = " WHERE name NOT IN ('session_start', 'session_end')" if table == "events" else ""
         return int(self.rows(f"SELECT count(*) FROM {table}{where}")[0][0])
-
-
-@pytest.fixture(scope="session")
-def chdb_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The one embedded ClickHouse engine of the test process (chdb runs one engine per process)."""
-    return tmp_path_factory.mktemp("upstream")
 
 
 @pytest.fixture

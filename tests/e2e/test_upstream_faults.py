@@ -141,7 +141,9 @@ def test_every_table_arrives_once_through_every_fault(gateway: GatewayServer, fr
     assert sync(gateway)["error"] is None
     assert front.count("SELECT count(), uniqExact(id) FROM openpanel.events") == [(301, 301)]
     assert front.count("SELECT sum(sign), count() FROM openpanel.sessions") == [(1, 1)]
-    assert front.count("SELECT count() FROM openpanel.profiles") == [(1,)]
+    profiles = front.count("SELECT count(), uniqExact(id, last_seen_at) FROM openpanel.profiles")[0]
+    # u1, and the anonymous profile of the device the visit started with
+    assert profiles[0] == profiles[1] and front.count("SELECT count() FROM openpanel.profiles FINAL") == [(2,)]
     assert front.count("SELECT count() FROM openpanel.groups") == [(1,)]
     assert front.count("SELECT chunk_index, events_count FROM openpanel.session_replay_chunks") == [(0, 2)]
     status = httpx.get(f"{gateway.url}/admin/status").json()
