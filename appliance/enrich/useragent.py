@@ -49,8 +49,13 @@ class Agent(msgspec.Struct, frozen=True):
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
-def classify(user_agent: str, unknown_as_device: bool = False) -> Agent:
-    """The agent behind a user-agent string (cached)."""
+def classify(user_agent: str, unknown_as_device: bool = False, detect_bots: bool = True) -> Agent:
+    """The agent behind a user-agent string (cached).
+
+    `detect_bots=False` for secret-authenticated clients: as OpenPanel's is-bot hook, the secret
+    is a far stronger sign of first-party traffic than the agent, so `Python-urllib/3.11` is then
+    a server and `HeadlessChrome` (a kiosk renderer) a desktop device.
+    """
     ua = user_agent.strip()
     if ua and _EMBEDDED.search(ua):
         return _embedded(ua)
@@ -58,15 +63,18 @@ def classify(user_agent: str, unknown_as_device: bool = False) -> Agent:
     browser = parsed.user_agent if parsed else None
     os = parsed.os if parsed else None
     device = parsed.device if parsed else None
-    if (device is not None and device.family == "Spider") or (browser is not None and browser.family in _BOT_FAMILIES):
+    if detect_bots and (
+        (device is not None and device.family == "Spider") or (browser is not None and browser.family in _BOT_FAMILIES)
+    ):
         return Agent(AgentKind.BOT, browser=browser.family if browser else "", browser_version=_version(browser))
     fields = {
         "os": os.family if os else "",
         "os_version": _version(os),
         "browser": browser.family if browser else "",
         "browser_version": _version(browser),
-        "brand": _brand(device.brand) if device else "",
-        "model": (device.model or "") if device else "",
+        # ua-parser's Spider family says "Spider"/"Desktop": a crawler verdict, not hardware.
+        "brand": _brand(device.brand) if device and device.family != "Spider" else "",
+        "model": (device.model or "") if device and device.family != "Spider" else "",
     }
     unparsed = browser is None and os is None and device is None
     if not ua or unparsed or _SINGLE_TOKEN.match(ua):
