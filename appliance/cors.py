@@ -72,13 +72,12 @@ class IngestCORSMiddleware:
             problem = f"method {method} is not allowed here"
         elif refused:
             problem = f"header(s) {', '.join(refused)} not allowed here"
-        response_headers = {**self._preflight_headers, "Access-Control-Allow-Origin": origin, "Vary": "Origin"}
         if problem:  # the browser blocks the request; the message helps whoever reads the network log
             error = wire.ErrorBody(status=400, error="Bad Request", message=f"CORS preflight: {problem}")
-            body = wire.encoder.encode(error)
-            await _send(send, 400, {"Vary": "Origin", "Content-Type": "application/json"}, body)
+            await _send(send, 400, {"Vary": "Origin", "Content-Type": "application/json"}, wire.encoder.encode(error))
             return
-        await _send(send, 204, response_headers, b"")
+        allowed = {**self._preflight_headers, "Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+        await _send(send, 204, allowed, b"")
 
     def _with_cors_headers(self, send: Send, origin: str | None) -> Send:
         async def send_with_cors(message: Message) -> None:

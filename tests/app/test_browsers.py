@@ -110,6 +110,15 @@ def test_every_answer_to_a_page_carries_cors_headers(app: AppClient) -> None:
         assert "Origin" in response.headers["vary"], name
 
 
+def test_a_full_disk_answer_reaches_the_page_with_its_retry_after(tmp_path: Path) -> None:
+    settings = load_settings(write_config(tmp_path, extra=ALLOWED, storage={"max_disk_bytes": 1}))
+    with TestClient(app=create_app(settings)) as client:
+        response = client.post("/track", json=track(), headers={**PAGE, "user-agent": PHONE_UA})
+        assert response.status_code == 503 and response.headers["retry-after"] == "60"
+        assert_cors(response, KIOSK)
+        assert response.headers["access-control-expose-headers"] == "Retry-After"
+
+
 def test_device_answers_say_vary_origin_without_allowing_one(app: AppClient) -> None:
     response = app.http.post("/track", json=track("tap"), headers=AUTH)
     assert response.status_code == 200
