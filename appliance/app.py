@@ -14,11 +14,13 @@ from contextlib import asynccontextmanager
 from http import HTTPStatus
 from typing import Any
 
-from litestar import Litestar, Request, Response
+from litestar import Litestar, Request, Response, Router
 from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 
 from appliance import __version__, wire
+from appliance.cors import IngestCORSMiddleware
 from appliance.errors import GatewayError
 from appliance.gateway import Gateway
 from appliance.routes.admin import status, sync_now
@@ -59,6 +61,10 @@ def create_app(settings: Settings, clock: Callable[[], int] | None = None) -> Li
     `clock` (epoch milliseconds) replaces the wall clock, for tests that move time.
     """
     gateway = Gateway(settings, clock)
+    # Only the ingest routes speak CORS: the middleware sits on their router, not on the app.
+    ingest = Router(
+        path="/", route_handlers=[track, track_batch, device_id], middleware=[DefineMiddleware(IngestCORSMiddleware)]
+    )
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -73,7 +79,7 @@ def create_app(settings: Settings, clock: Callable[[], int] | None = None) -> Li
             gateway.close()
 
     return Litestar(
-        route_handlers=[track, track_batch, device_id, healthz, readyz, status, sync_now],
+        route_handlers=[ingest, healthz, readyz, status, sync_now],
         lifespan=[lifespan],
         exception_handlers={
             GatewayError: _gateway_error,

@@ -173,7 +173,7 @@ def _track_row(context: RequestContext, event: ValidEvent, device: str, where: L
         created_at=event.event_ms,
         received_at=context.received_ms,
         properties=_PROPERTIES_ENCODER.encode(columns.properties).decode(),
-        groups=payload.groups,
+        groups=payload.groups or [],
         sdk_name=context.sdk_name,
         sdk_version=context.sdk_version,
         path=columns.path,

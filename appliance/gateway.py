@@ -18,13 +18,14 @@ from typing import Any
 
 import msgspec
 
+from appliance.auth import Authenticator
 from appliance.capacity import DiskGuard
 from appliance.enrich.client_ip import IPNetwork, parse_networks
 from appliance.enrich.geo import GeoLocator
 from appliance.enrich.referrer import ReferrerTable
 from appliance.enrich.useragent import classify
 from appliance.sessions import LiveSessions
-from appliance.settings import ProjectSettings, Settings
+from appliance.settings import Settings
 from appliance.timestamps import DAY_MS
 from storage import ledger
 from storage.retention import delete_forwarded
@@ -41,7 +42,7 @@ class Gateway:
     def __init__(self, settings: Settings, clock: Callable[[], int] | None = None) -> None:
         self.settings = settings
         self.clock: Callable[[], int] = clock or (lambda: time.time_ns() // 1_000_000)
-        self.projects: dict[str, ProjectSettings] = settings.project_by_client_id()
+        self.auth = Authenticator(settings.projects)
         self.session_timeout_ms = settings.sessions.timeout_minutes * 60_000
         acceptance_window_ms = settings.limits.max_event_age_days * DAY_MS + self.session_timeout_ms
         self.writer = StorageWriter(

@@ -18,6 +18,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from appliance.origins import InvalidOrigin, OriginPolicy
+
 _UUID_LOWER = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -97,6 +99,8 @@ class ProjectSettings(_Section, frozen=True):
     id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     client_id: str
     client_secret: Annotated[str, msgspec.Meta(min_length=1)]
+    # Browser pages that may send without the secret (SPEC §3.1); syntax in `appliance.origins`.
+    allowed_origins: list[str] = []
     unknown_agents: Literal["server", "device"] = "server"
 
 
@@ -111,10 +115,6 @@ class Settings(_Section, frozen=True):
     upstream: UpstreamSettings = UpstreamSettings()
     sync: SyncSettings = SyncSettings()
     projects: list[ProjectSettings] = []
-
-    def project_by_client_id(self) -> dict[str, ProjectSettings]:
-        """Projects keyed by their client id, the lookup authentication needs."""
-        return {project.client_id: project for project in self.projects}
 
 
 def load_settings(path: str | os.PathLike[str]) -> Settings:
@@ -203,6 +203,10 @@ def _check(settings: Settings) -> None:
             raise SettingsError(f"{where}.id: project id {project.id!r} is used twice")
         if project.client_id in seen_clients:
             raise SettingsError(f"{where}.client_id: client id {project.client_id!r} is used twice")
+        try:
+            OriginPolicy.parse(project.allowed_origins)
+        except InvalidOrigin as exc:
+            raise SettingsError(f"{where}.allowed_origins{exc}") from exc
         seen_ids.add(project.id)
         seen_clients.add(project.client_id)
     for key in ("trusted_proxies", "admin_networks"):

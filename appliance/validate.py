@@ -54,15 +54,21 @@ class ValidEvent:
         return self.item.__struct_config__.tag  # type: ignore[return-value]
 
 
-def validate_item(index: int, raw: bytes | msgspec.Raw, window: TimeWindow) -> ValidEvent | Rejection:
-    """Decode and check one item; every failure becomes a `validation` rejection."""
+def validate_item(
+    index: int, raw: bytes | msgspec.Raw, window: TimeWindow, *, revenue_allowed: bool = True
+) -> ValidEvent | Rejection:
+    """Decode and check one item; every failure becomes a `validation` rejection.
+
+    `revenue_allowed` is False for clients without the secret (browser pages): revenue sent
+    from a page could be forged by anyone, so OpenPanel refuses `__revenue` from them.
+    """
     try:
-        return _validate(index, raw, window)
+        return _validate(index, raw, window, revenue_allowed)
     except RowInvalid as exc:
         return Rejection(index, Reason.VALIDATION, str(exc))
 
 
-def _validate(index: int, raw: bytes | msgspec.Raw, window: TimeWindow) -> ValidEvent:
+def _validate(index: int, raw: bytes | msgspec.Raw, window: TimeWindow, revenue_allowed: bool) -> ValidEvent:
     item = _decode(raw)
     profile_id = _check_payload(item)
     properties = item.payload.properties if not isinstance(item, wire.AliasItem) else {}
@@ -84,7 +90,7 @@ def _validate(index: int, raw: bytes | msgspec.Raw, window: TimeWindow) -> Valid
         ip_override=_ip_override(properties),
         device_id_override=_device_id_override(properties),
         insert_id=_insert_id(properties),
-        revenue=_revenue(item, properties),
+        revenue=_revenue(item, properties, revenue_allowed),
     )
 
 
@@ -117,7 +123,7 @@ def _check_payload(item: wire.EventItem) -> str | None:
     match item:
         case wire.TrackItem(payload=p):
             _check_name(p.name)
-            _check_strings("payload.groups", p.groups)
+            _check_strings("payload.groups", p.groups or [])
             return _profile_id(p.profileId, required=False)
         case wire.IdentifyItem(payload=p):
             if p.email and not _EMAIL.match(p.email):
@@ -225,12 +231,22 @@ def _insert_id(properties: dict[str, Any]) -> str | None:
     return value
 
 
-def _revenue(item: wire.EventItem, properties: dict[str, Any]) -> int:
-    if "__revenue" not in properties:
+def _revenue(item: wire.EventItem, properties: dict[str, Any], revenue_allowed: bool) -> int:
+    """The event's revenue (OpenPanel's track schema): only `revenue` events carry one.
+
+    Elsewhere `__revenue` is ignored (consumed, not stored), as OpenPanel ignores it, rather than
+    losing the whole event; a null one counts as absent.
+    """
+    value = properties.get("__revenue")
+    if value is None:
         return 0
+    if not revenue_allowed:
+        raise RowInvalid(
+            "payload.properties.__revenue: revenue needs the client secret (openpanel-client-secret); "
+            "a browser client without it cannot send revenue"
+        )
     if not isinstance(item, wire.TrackItem) or item.payload.name != "revenue":
-        raise RowInvalid("payload.properties.__revenue: only allowed on events named `revenue`")
-    value = properties["__revenue"]
+        return 0
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:

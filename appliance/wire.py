@@ -19,7 +19,7 @@ class TrackPayload(msgspec.Struct):
     name: str
     properties: dict[str, Any] = {}
     profileId: ProfileIdValue | None = None
-    groups: list[str] = []
+    groups: list[str] | None = None  # null is "no groups", as OpenPanel's schema (`nullish`)
 
 
 class IdentifyPayload(msgspec.Struct):
@@ -105,6 +105,16 @@ EventItem = (
 )
 
 
+class BodyCredentials(msgspec.Struct):
+    """`clientId` / `clientSecret` beside the event or the batch, as older SDKs send them.
+
+    Typed `Any` so a wrong type is ignored rather than failing: the headers decide then.
+    """
+
+    clientId: Any = None
+    clientSecret: Any = None
+
+
 class BatchEnvelope(msgspec.Struct):
     events: list[msgspec.Raw]
 
@@ -140,4 +150,5 @@ class ErrorBody(msgspec.Struct):
 
 item_decoder = msgspec.json.Decoder(EventItem)
 envelope_decoder = msgspec.json.Decoder(BatchEnvelope)
+credentials_decoder = msgspec.json.Decoder(BodyCredentials)
 encoder = msgspec.json.Encoder()

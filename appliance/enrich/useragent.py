@@ -55,8 +55,13 @@ class Agent(msgspec.Struct, frozen=True):
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
-def classify(user_agent: str, unknown_as_device: bool = False) -> Agent:
-    """The agent behind a user-agent string (cached)."""
+def classify(user_agent: str, unknown_as_device: bool = False, detect_bots: bool = True) -> Agent:
+    """The agent behind a user-agent string (cached).
+
+    `detect_bots=False` for secret-authenticated clients: as OpenPanel's is-bot hook, the secret
+    is a far stronger sign of first-party traffic than the agent, so `Python-urllib/3.11` is then
+    a server and `HeadlessChrome` (a kiosk renderer) a desktop device.
+    """
     ua = user_agent.strip()
     if ua and _EMBEDDED.search(ua):
         return _embedded(ua)
@@ -64,9 +69,13 @@ def classify(user_agent: str, unknown_as_device: bool = False) -> Agent:
     browser = parsed.user_agent if parsed else None
     os = parsed.os if parsed else None
     device = parsed.device if parsed else None
-    if (device is not None and device.family == "Spider") or (browser is not None and browser.family in _BOT_FAMILIES):
+    if detect_bots and (
+        (device is not None and device.family == "Spider") or (browser is not None and browser.family in _BOT_FAMILIES)
+    ):
         return Agent(AgentKind.BOT, browser=vocabulary.browser_name(browser.family) if browser else "",
                      browser_version=vocabulary.full_version(ua, _version(browser)))
+    if device is not None and device.family == "Spider":
+        device = None  # ua-parser's "Spider"/"Desktop" is a crawler verdict, not hardware
     unparsed = browser is None and os is None and device is None
     if not ua or unparsed or _SINGLE_TOKEN.match(ua):
         if unknown_as_device:

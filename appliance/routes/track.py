@@ -1,8 +1,9 @@
 """`POST /track`, `POST /track/batch`, `GET /track/device-id` (SPEC §3).
 
-Each handler walks the event's path: authenticate, check capacity, read the body within its
-limits, decode with the prebuilt msgspec decoders, validate per row, dispatch to rows, and
-answer only after the writer has committed them.
+Each handler walks the event's path: authenticate (secret or allowed origin), check capacity,
+read the body within its limits, decode with the prebuilt msgspec decoders, validate per row,
+dispatch to rows, and answer only after the writer has committed them. CORS headers are added
+around these handlers by `appliance.cors`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import msgspec
 from litestar import Request, Response, get, post
 
 from appliance import wire
-from appliance.auth import authenticate
+from appliance.auth import Client, Credentials
 from appliance.body import read_body
 from appliance.dispatch import Dispatched, RequestContext, dispatch
 from appliance.enrich.client_ip import client_address
@@ -24,7 +25,6 @@ from appliance.gateway import Gateway
 from appliance.identity import device_id as derive_device_id
 from appliance.identity import session_id_for
 from appliance.outcomes import Reason, Rejection
-from appliance.settings import ProjectSettings
 from appliance.timestamps import TimeWindow
 from appliance.validate import ValidEvent, validate_item
 from storage.rows import WriteResult
@@ -42,24 +42,51 @@ def _gateway(request: Request[Any, Any, Any]) -> Gateway:
     return gateway
 
 
-def _authenticate(request: Request[Any, Any, Any], gateway: Gateway) -> ProjectSettings:
+def _header_credentials(request: Request[Any, Any, Any]) -> Credentials:
     headers = request.headers
-    return authenticate(
-        gateway.projects, headers.get("openpanel-client-id"), headers.get("openpanel-client-secret")
+    return Credentials(
+        client_id=headers.get("openpanel-client-id"),
+        client_secret=headers.get("openpanel-client-secret"),
+        origin=headers.get("origin"),
     )
 
 
+async def _authenticated_body(request: Request[Any, Any, Any], gateway: Gateway) -> tuple[Client, bytes]:
+    """The sender and the request body, authenticated before any of the body is read.
+
+    Except without an `openpanel-client-id` header: older SDKs send `clientId`/`clientSecret` in
+    the body, so it is read first (within the same limits) and its credentials fill the gaps.
+    """
+    credentials = _header_credentials(request)
+    if credentials.client_id:
+        client = gateway.auth.authenticate(credentials)
+        return client, await _accept_body(request, gateway)
+    body = await _accept_body(request, gateway)
+    return gateway.auth.authenticate(_with_body_credentials(credentials, body)), body
+
+
+def _with_body_credentials(credentials: Credentials, body: bytes) -> Credentials:
+    try:
+        found = wire.credentials_decoder.decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return credentials  # no credentials in a body that is not a JSON object
+    return credentials.completed_by(found.clientId, found.clientSecret)
+
+
 async def _context(
-    request: Request[Any, Any, Any], gateway: Gateway, project: ProjectSettings, received_ms: int
+    request: Request[Any, Any, Any], gateway: Gateway, client: Client, received_ms: int
 ) -> RequestContext:
     headers = request.headers
     user_agent = headers.get("user-agent", "")
     salt, previous_salt = await gateway.salts_for(received_ms)
+    project = client.project
     return RequestContext(
         project_id=project.id,
         received_ms=received_ms,
         user_agent=user_agent,
-        agent=classify(user_agent, project.unknown_agents == "device"),
+        # Bots are looked for only among browser pages: a client that proved the secret is
+        # first-party whatever its agent says (OpenPanel's is-bot hook skips them too).
+        agent=classify(user_agent, project.unknown_agents == "device", detect_bots=not client.has_secret),
         client_ip=client_address(request.client.host if request.client else "", headers, gateway.trusted_proxies),
         salt=salt,
         previous_salt=previous_salt,
@@ -113,12 +140,11 @@ async def track(request: Request[Any, Any, Any]) -> Response[bytes]:
     """One event; `200 {deviceId, sessionId}` once it is stored (or was stored before)."""
     gateway = _gateway(request)
     received_ms = gateway.clock()
-    project = _authenticate(request, gateway)
-    body = await _accept_body(request, gateway)
-    outcome = validate_item(0, body, _window(gateway, received_ms))
+    client, body = await _authenticated_body(request, gateway)
+    outcome = validate_item(0, body, _window(gateway, received_ms), revenue_allowed=client.has_secret)
     if isinstance(outcome, Rejection):
         raise BadRequest(outcome.error)
-    context = await _context(request, gateway, project, received_ms)
+    context = await _context(request, gateway, client, received_ms)
     if context.agent.kind is AgentKind.BOT:
         bot = {"name": context.agent.browser, "userAgent": context.user_agent}
         return _json({"bot": bot}, 202)
@@ -138,18 +164,17 @@ async def track_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Up to `max_batch_events` events, each answered on its own (SPEC §3.4)."""
     gateway = _gateway(request)
     received_ms = gateway.clock()
-    project = _authenticate(request, gateway)
-    body = await _accept_body(request, gateway)
+    client, body = await _authenticated_body(request, gateway)
     items = _decode_envelope(body, gateway.settings.limits.max_batch_events)
 
     window = _window(gateway, received_ms)
     valid: list[ValidEvent] = []
     rejected: list[Rejection] = []
     for index, raw in enumerate(items):
-        outcome = validate_item(index, raw, window)
+        outcome = validate_item(index, raw, window, revenue_allowed=client.has_secret)
         (rejected if isinstance(outcome, Rejection) else valid).append(outcome)  # type: ignore[arg-type]
 
-    context = await _context(request, gateway, project, received_ms)
+    context = await _context(request, gateway, client, received_ms)
     if context.agent.kind is AgentKind.BOT:
         rejected.extend(_bot_rejections(context, valid))
         valid = []
@@ -198,8 +223,9 @@ async def device_id(request: Request[Any, Any, Any]) -> Response[bytes]:
     """The device and session id the gateway derives for the caller right now."""
     gateway = _gateway(request)
     received_ms = gateway.clock()
-    project = _authenticate(request, gateway)
-    context = await _context(request, gateway, project, received_ms)
+    client = gateway.auth.authenticate(_header_credentials(request))
+    context = await _context(request, gateway, client, received_ms)
+    project = client.project
     device = derive_device_id(context.user_agent, context.client_ip, project.id, context.salt)
     is_server = context.agent.kind is AgentKind.SERVER  # servers get no sessions (SPEC §7)
     session = "" if is_server else session_id_for(project.id, device, received_ms, gateway.session_timeout_ms)

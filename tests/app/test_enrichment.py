@@ -107,17 +107,45 @@ def test_firmware_is_an_embedded_device_with_a_session(app: AppClient) -> None:
     assert row["device"] == "embedded" and len(row["session_id"]) == 22
 
 
-def test_bots_are_acknowledged_counted_and_not_stored(app: AppClient) -> None:
-    googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
-    body = post(app, [track("a"), track(""), track("b")], **{"user-agent": googlebot})
-    assert body["accepted"] == 0 and body["duplicates"] == 0
-    assert [(r["index"], r["reason"]) for r in body["rejected"]] == [(0, "bot"), (1, "validation"), (2, "bot")]
-    headless = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 "
-                "Safari/537.36")
-    single = app.http.post("/track", json=track("c"), headers={**AUTH, "user-agent": headless})
-    assert single.status_code == 202
-    assert single.json() == {"bot": {"name": "Chrome Headless", "userAgent": headless}}
-    assert app.count() == 0
+def test_bots_are_acknowledged_counted_and_not_stored(tmp_path: Path) -> None:
+    # Bots are looked for among browser pages (origin-checked clients), as OpenPanel does.
+    page = {"openpanel-client-id": AUTH["openpanel-client-id"], "origin": "https://kiosk.shop.example"}
+    for app in _client(tmp_path, extra='allowed_origins = ["https://kiosk.shop.example"]'):
+        googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+        response = app.http.post("/track/batch", content=msgspec.json.encode({"events": [track("a"), track(""), track("b")]}),
+                                 headers={**page, "user-agent": googlebot})
+        body = response.json()
+        assert body["accepted"] == 0 and body["duplicates"] == 0
+        assert [(r["index"], r["reason"]) for r in body["rejected"]] == [(0, "bot"), (1, "validation"), (2, "bot")]
+        headless = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 "
+                    "Safari/537.36")
+        single = app.http.post("/track", json=track("c"), headers={**page, "user-agent": headless})
+        assert single.status_code == 202
+        assert single.json() == {"bot": {"name": "Chrome Headless", "userAgent": headless}}
+        assert app.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "device", "browser", "has_session"),
+    [
+        # OpenPanel stores nothing of a server's agent but `device = "server"`.
+        ("Python-urllib/3.11", "server", "", False),
+        ("Java/1.8.0", "server", "", False),
+        ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36",
+         "desktop", "Chrome Headless", True),
+    ],
+)
+def test_secret_clients_are_never_bots(app: AppClient, user_agent: str, device: str, browser: str,
+                                        has_session: bool) -> None:
+    # A kiosk renderer or a server-side SDK that proved the secret is first-party traffic.
+    body = post(app, [track("rendered")], **{"user-agent": user_agent})
+    assert body == {"accepted": 1, "duplicates": 0, "rejected": []}
+    row = rows(app)["rendered"]
+    assert (row["device"], row["browser"]) == (device, browser)
+    assert (len(row["session_id"]) == 22) is has_session
+    single = app.http.post("/track", json=track("single"), headers={**AUTH, "user-agent": user_agent})
+    assert single.status_code == 200 and set(single.json()) == {"deviceId", "sessionId"}
+    assert app.count() == 2
 
 
 def test_unknown_agents_as_devices(tmp_path: Path) -> None:

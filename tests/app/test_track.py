@@ -55,7 +55,7 @@ def test_credentials(app_client: AppClient) -> None:
         ({}, "missing openpanel-client-id header"),
         ({"openpanel-client-id": "00000000-0000-0000-0000-000000000000", "openpanel-client-secret": "x"},
          "unknown openpanel-client-id"),
-        ({"openpanel-client-id": CLIENT_ID}, "missing openpanel-client-secret header"),
+        ({"openpanel-client-id": CLIENT_ID}, "missing openpanel-client-secret header (and no Origin header to check instead)"),
         ({"openpanel-client-id": CLIENT_ID, "openpanel-client-secret": "guess"}, "wrong openpanel-client-secret for this client id"),
     ]
     for headers, message in wrong:

@@ -106,3 +106,12 @@ def test_upstream_url_from_environment_and_relative_chdb(tmp_path: Path, monkeyp
     assert parse_settings(text, base_dir=tmp_path).upstream.url == "https://u:p@ch.example:8443"
     with pytest.raises(SettingsError, match=r"upstream\.url: scheme must be"):
         parse_settings(b'[upstream]\nurl = "ftp://x"\n', base_dir=tmp_path)
+
+
+def test_allowed_origins_are_checked_at_start(tmp_path: Path) -> None:
+    project = b'[[projects]]\nid = "p"\nclient_id = "5f0c4d1e-8a3b-4c2d-9e7f-1a2b3c4d5e6f"\nclient_secret = "s"\n'
+    good = parse_settings(project + b'allowed_origins = ["https://kiosk.example", "*.example.com", "*"]\n', tmp_path)
+    assert good.projects[0].allowed_origins == ["https://kiosk.example", "*.example.com", "*"]
+    assert parse_settings(project, tmp_path).projects[0].allowed_origins == []
+    with pytest.raises(SettingsError, match=r"projects\[0\]\.allowed_origins\[1\]: 'https://kiosk\.example/app': an origin has no path"):
+        parse_settings(project + b'allowed_origins = ["*", "https://kiosk.example/app"]\n', tmp_path)

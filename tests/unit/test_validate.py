@@ -80,7 +80,6 @@ def test_plain_track_is_valid() -> None:
         (track(properties={"__ip": "999.1.1.1"}), "payload.properties.__ip: '999.1.1.1' is not an IP address"),
         (track(properties={"__insertId": ""}), "payload.properties.__insertId: must be a string of 1-64"),
         (track(properties={"__insertId": "x" * 65}), "payload.properties.__insertId: must be a string of 1-64"),
-        (track(properties={"__revenue": 100}), "payload.properties.__revenue: only allowed on events named `revenue`"),
         (track("revenue", properties={"__revenue": 9.99}), "payload.properties.__revenue: must be a non-negative integer"),
         (track("revenue", properties={"__revenue": -1}), "payload.properties.__revenue: must be a non-negative integer"),
         (track(properties={"__timestamp": RECEIVED - 5 * DAY_MS - 60_000}), "payload.properties.__timestamp: event is older than 5 days"),
@@ -148,3 +147,33 @@ def test_valid_types_pass() -> None:
 
 def test_unknown_payload_fields_are_allowed() -> None:
     accepted(track(extra="sdk adds fields over time"))
+
+
+def test_groups_null_is_no_groups() -> None:
+    # OpenPanel's track schema takes `groups: null` (nullish) as absent.
+    event = accepted(track(groups=None))
+    assert isinstance(event.item.payload, msgspec.Struct) and event.item.payload.groups is None
+
+
+def test_revenue_outside_revenue_events_is_ignored() -> None:
+    # OpenPanel checks `__revenue` only on events named `revenue`; elsewhere it is dropped.
+    for value in (100, "12.50", -3, None):
+        event = accepted(track("checkout", properties={"__revenue": value, "step": 3}))
+        assert event.revenue == 0
+        assert event.flat_properties == {"step": "3"}
+    identify = accepted({"type": "identify", "payload": {"profileId": "u", "properties": {"__revenue": 5}}})
+    assert identify.revenue == 0
+
+
+def test_revenue_needs_the_secret() -> None:
+    def from_browser(item: dict[str, Any]) -> ValidEvent | Rejection:
+        return validate_item(3, msgspec.json.encode(item), WINDOW, revenue_allowed=False)
+
+    for item in (track("revenue", properties={"__revenue": 1299}), track("checkout", properties={"__revenue": 5}),
+                 {"type": "identify", "payload": {"profileId": "u", "properties": {"__revenue": 5}}}):
+        outcome = from_browser(item)
+        assert isinstance(outcome, Rejection) and outcome.index == 3 and outcome.reason is Reason.VALIDATION
+        assert outcome.error.startswith("payload.properties.__revenue: revenue needs the client secret")
+    # Without `__revenue` (or with a null one) a browser's revenue-named event is just an event.
+    assert isinstance(from_browser(track("revenue", properties={"__revenue": None})), ValidEvent)
+    assert isinstance(from_browser(track("revenue")), ValidEvent)
