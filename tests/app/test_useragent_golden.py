@@ -15,10 +15,13 @@ from typing import Any
 
 import msgspec
 import pytest
+from litestar.testing import TestClient
 
+from appliance.app import create_app
 from appliance.enrich.useragent import AgentKind, classify
+from appliance.settings import load_settings
 from tests.app.conftest import AppClient
-from tests.helpers import AUTH, track
+from tests.helpers import AUTH, track, write_config
 
 GOLDEN = json.loads((Path(__file__).resolve().parents[1] / "data" / "useragents" / "golden.json").read_text())
 AGENTS: list[dict[str, str]] = GOLDEN["agents"]
@@ -58,11 +61,16 @@ def test_stored_agent_columns_match_openpanel(app_client: AppClient, agent: dict
 
 
 @pytest.mark.parametrize("agent", BOTS, ids=[a["ua"][:48] for a in BOTS])
-def test_bots_are_refused_not_stored(app_client: AppClient, agent: dict[str, str]) -> None:
-    response = app_client.http.post("/track/batch", content=msgspec.json.encode({"events": [track("probe")]}),
-                                    headers={**AUTH, "user-agent": agent["ua"]})
-    assert response.json()["rejected"] == [{"index": 0, "reason": "bot", "error": response.json()["rejected"][0]["error"]}]
-    assert app_client.count() == 0
+def test_bots_are_refused_not_stored(tmp_path: Path, agent: dict[str, str]) -> None:
+    # Bots are looked for among browser pages (origin-checked clients); a secret client never is one.
+    page = "https://kiosk.shop.example"
+    settings = load_settings(write_config(tmp_path, extra=f'allowed_origins = ["{page}"]'))
+    with TestClient(app=create_app(settings)) as client:
+        response = client.post("/track/batch", content=msgspec.json.encode({"events": [track("probe")]}),
+                               headers={"openpanel-client-id": AUTH["openpanel-client-id"], "origin": page,
+                                        "user-agent": agent["ua"]})
+        assert [(r["index"], r["reason"]) for r in response.json()["rejected"]] == [(0, "bot")]
+        assert AppClient(client).count() == 0
 
 
 def test_a_headless_browser_is_named_as_openpanel_names_it() -> None:

@@ -163,7 +163,8 @@ def test_web_sdk_on_an_allowed_origin_lands(tmp_path: Path, pages: tuple[SitePag
 
     sessions = query(db, "SELECT id, event_count, screen_view_count, entry_path, exit_path, referrer_name, "
                          "browser, profile_id FROM sessions")
-    assert sessions == [(rows[0]["session_id"], 5, 3, "/app/start", "/app/orders/7", "Google", "Chrome", "clerk-17")]
+    # OpenPanel's event_count leaves out screen views (session-buffer.ts): 2 tracked events, 3 views.
+    assert sessions == [(rows[0]["session_id"], 2, 3, "/app/start", "/app/orders/7", "Google", "Chrome", "clerk-17")]
 
     profile = query(db, "SELECT first_name, last_name, email, properties, groups FROM profiles WHERE id = 'clerk-17'")
     first, last, email, properties, groups = profile[0]
