@@ -104,8 +104,10 @@ TABLE_ORDER = ("events", "sessions", "profiles", "groups", "session_replay_chunk
 SNAPSHOTTED = frozenset({"sessions", "profiles", "groups"})
 # Most rows in one batch of a snapshotted table, whatever `sync.batch_rows` says: copying a
 # batch into its snapshot, and marking what upstream holds of each session when it is done,
-# are writer transactions that grow with the batch; at 5,000 rows each stays under ~50 ms.
-SNAPSHOT_BATCH_ROWS = 5_000
+# are writer transactions that grow with the batch; at 2,000 rows each takes ~10-25 ms on a
+# quiet 2-core box (`bench/sync.py --sessions-heavy`), far under the ~50 ms a sync step may hold
+# the writer.
+SNAPSHOT_BATCH_ROWS = 2_000
 
 # What makes a row itself, for reconciling by id with an upstream that may already hold it:
 # the first column is the one looked up upstream, the rest narrow it down.
