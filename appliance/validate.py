@@ -19,13 +19,23 @@ import msgspec
 
 from appliance import wire
 from appliance.outcomes import Reason, Rejection
-from appliance.properties import MAX_PROPERTY_DEPTH, PropertiesTooDeep, flatten_properties
+from appliance.properties import (
+    MAX_PROPERTY_DEPTH,
+    PropertiesInvalid,
+    PropertyLimits,
+    decode_properties,
+    flatten_properties,
+)
 from appliance.timestamps import TimeWindow, TooOld, event_time_ms, parse_timestamp_ms
 
 MAX_NAME_CHARS = 80
 MAX_CLIENT_ID_CHARS = 64
 MAX_REPLAY_PAYLOAD_BYTES = 2 * 1024 * 1024
 RESERVED_EVENT_NAMES = frozenset({"session_start", "session_end"})
+# Items above this size have their list fields sized before they are decoded (`_check_shape`);
+# smaller ones cannot hold enough items to matter.
+_SHAPE_CHECK_BYTES = 65536
+_DEFAULT_LIMITS = PropertyLimits()
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -54,21 +64,27 @@ class ValidEvent:
         return self.item.__struct_config__.tag  # type: ignore[return-value]
 
 
-def validate_item(index: int, raw: bytes | msgspec.Raw, window: TimeWindow) -> ValidEvent | Rejection:
+def validate_item(
+    index: int, raw: bytes | msgspec.Raw, window: TimeWindow, limits: PropertyLimits = _DEFAULT_LIMITS
+) -> ValidEvent | Rejection:
     """Decode and check one item; every failure becomes a `validation` rejection."""
     try:
-        return _validate(index, raw, window)
+        return _validate(index, raw, window, limits)
     except RowInvalid as exc:
         return Rejection(index, Reason.VALIDATION, str(exc))
 
 
-def _validate(index: int, raw: bytes | msgspec.Raw, window: TimeWindow) -> ValidEvent:
+def _validate(index: int, raw: bytes | msgspec.Raw, window: TimeWindow, limits: PropertyLimits) -> ValidEvent:
+    if len(raw) > _SHAPE_CHECK_BYTES:
+        _check_shape(raw, limits)
     item = _decode(raw)
-    profile_id = _check_payload(item)
-    properties = item.payload.properties if not isinstance(item, wire.AliasItem) else {}
+    profile_id = _check_payload(item, limits)
     try:
-        flat_properties = flatten_properties(properties)
-    except PropertiesTooDeep as exc:
+        properties = (
+            decode_properties(item.payload.properties, limits) if not isinstance(item, wire.AliasItem) else {}
+        )
+        flat_properties = flatten_properties(properties, limits)
+    except PropertiesInvalid as exc:
         raise RowInvalid(f"payload.properties: {exc}") from None
     try:
         event_ms = event_time_ms(properties.get("__timestamp"), window)
@@ -86,6 +102,19 @@ def _validate(index: int, raw: bytes | msgspec.Raw, window: TimeWindow) -> Valid
         insert_id=_insert_id(properties),
         revenue=_revenue(item, properties),
     )
+
+
+def _check_shape(raw: bytes | msgspec.Raw, limits: PropertyLimits) -> None:
+    """Refuse list fields too long to decode, reading them as raw JSON (no objects made)."""
+    try:
+        shape = wire.item_shape_decoder.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return  # the full decode names the problem
+    for field in ("groups", "groupIds"):
+        # Items <= commas + 1, whatever the strings hold: a cheap bound that is exact for the
+        # short ids these lists carry.
+        if bytes(getattr(shape.payload, field)).count(b",") >= limits.max_array_items:
+            raise RowInvalid(f"payload.{field}: more than {limits.max_array_items} items")
 
 
 def _decode(raw: bytes | msgspec.Raw) -> wire.EventItem:
@@ -112,8 +141,10 @@ def _field_message(message: str) -> str:
     return f"{key or 'item'}: {text}"
 
 
-def _check_payload(item: wire.EventItem) -> str | None:
+def _check_payload(item: wire.EventItem, limits: PropertyLimits) -> str | None:
     """Type-specific rules; returns the row's profile id (None when anonymous)."""
+    if not isinstance(item, wire.AliasItem | wire.ReplayItem):
+        _check_lengths(item.payload, limits)
     match item:
         case wire.TrackItem(payload=p):
             _check_name(p.name)
@@ -147,6 +178,20 @@ def _check_payload(item: wire.EventItem) -> str | None:
         case wire.AliasItem():
             raise RowInvalid("type: alias is not supported")
     raise AssertionError(f"unhandled item {type(item).__name__}")  # pragma: no cover
+
+
+def _check_lengths(payload: Any, limits: PropertyLimits) -> None:
+    """Every string field within `max_string_chars`, every list within `max_array_items`."""
+    for field in payload.__struct_fields__:
+        value = getattr(payload, field)
+        if isinstance(value, str) and len(value) > limits.max_string_chars:
+            raise RowInvalid(f"payload.{field}: longer than {limits.max_string_chars} characters")
+        if isinstance(value, list):
+            if len(value) > limits.max_array_items:
+                raise RowInvalid(f"payload.{field}: more than {limits.max_array_items} items")
+            for position, entry in enumerate(value):
+                if len(entry) > limits.max_string_chars:
+                    raise RowInvalid(f"payload.{field}[{position}]: longer than {limits.max_string_chars} characters")
 
 
 def _check_name(name: str) -> None:

@@ -3,21 +3,23 @@
 Input: raw request bytes. Output: typed Structs for `validate.py`. The batch envelope keeps each
 item as `msgspec.Raw`, so one malformed item is rejected on its own instead of failing the whole
 request; each item is then decoded by `item_decoder` into one of the tagged payload Structs.
-Unknown payload fields are allowed (SDKs add fields over time); the known ones are typed.
+Unknown payload fields are allowed (SDKs add fields over time); the known ones are typed;
+`properties` stays raw JSON until `appliance.properties` has checked its size.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 ProfileIdValue = str | int | float
+# Properties stay raw JSON until their size is checked (appliance.properties): a row holding
+# millions of tiny items is refused before any of them becomes a Python object.
+EMPTY_OBJECT = msgspec.Raw(b"{}")
 
 
 class TrackPayload(msgspec.Struct):
     name: str
-    properties: dict[str, Any] = {}
+    properties: msgspec.Raw = EMPTY_OBJECT
     profileId: ProfileIdValue | None = None
     groups: list[str] = []
 
@@ -28,27 +30,27 @@ class IdentifyPayload(msgspec.Struct):
     lastName: str | None = None
     email: str | None = None
     avatar: str | None = None
-    properties: dict[str, Any] = {}
+    properties: msgspec.Raw = EMPTY_OBJECT
 
 
 class IncrementPayload(msgspec.Struct):
     profileId: ProfileIdValue
     property: str
     value: int | float = 1
-    properties: dict[str, Any] = {}
+    properties: msgspec.Raw = EMPTY_OBJECT
 
 
 class GroupPayload(msgspec.Struct):
     id: str
     type: str
     name: str
-    properties: dict[str, Any] = {}
+    properties: msgspec.Raw = EMPTY_OBJECT
 
 
 class AssignGroupPayload(msgspec.Struct):
     groupIds: list[str]
     profileId: ProfileIdValue | None = None
-    properties: dict[str, Any] = {}
+    properties: msgspec.Raw = EMPTY_OBJECT
 
 
 class ReplayPayload(msgspec.Struct):
@@ -58,7 +60,7 @@ class ReplayPayload(msgspec.Struct):
     started_at: str
     ended_at: str
     payload: str
-    properties: dict[str, Any] = {}
+    properties: msgspec.Raw = EMPTY_OBJECT
 
 
 class TrackItem(msgspec.Struct, tag_field="type", tag="track"):
@@ -90,7 +92,7 @@ class ReplayItem(msgspec.Struct, tag_field="type", tag="replay"):
 
 
 class AliasItem(msgspec.Struct, tag_field="type", tag="alias"):
-    payload: dict[str, Any] = {}
+    payload: msgspec.Raw = EMPTY_OBJECT
 
 
 EventItem = (
@@ -103,6 +105,17 @@ EventItem = (
     | ReplayItem
     | AliasItem
 )
+
+
+class PayloadShape(msgspec.Struct):
+    groups: msgspec.Raw = msgspec.Raw(b"[]")
+    groupIds: msgspec.Raw = msgspec.Raw(b"[]")
+
+
+class ItemShape(msgspec.Struct):
+    """Only the list fields of a large item, still raw: sized before they become objects."""
+
+    payload: PayloadShape = msgspec.field(default_factory=PayloadShape)
 
 
 class BatchEnvelope(msgspec.Struct):
@@ -139,5 +152,6 @@ class ErrorBody(msgspec.Struct):
 
 
 item_decoder = msgspec.json.Decoder(EventItem)
+item_shape_decoder = msgspec.json.Decoder(ItemShape)
 envelope_decoder = msgspec.json.Decoder(BatchEnvelope)
 encoder = msgspec.json.Encoder()

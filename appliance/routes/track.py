@@ -1,32 +1,35 @@
 """`POST /track`, `POST /track/batch`, `GET /track/device-id` (SPEC §3).
 
 Each handler walks the event's path: authenticate, check capacity, read the body within its
-limits, decode with the prebuilt msgspec decoders, validate per row, dispatch to rows, and
-answer only after the writer has committed them.
+limits, then (in a worker thread, `appliance.batch`) split and decode with the prebuilt msgspec
+decoders, validate per row and dispatch to rows, and answer only after the writer has committed
+them.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import duckdb
-import msgspec
 from litestar import Request, Response, get, post
 
 from appliance import wire
 from appliance.auth import authenticate
+from appliance.batch import PreparedRows, prepare_rows
 from appliance.body import read_body
-from appliance.dispatch import Dispatched, RequestContext, dispatch
+from appliance.dispatch import Dispatched, RequestContext
 from appliance.enrich.client_ip import client_address
 from appliance.enrich.useragent import AgentKind, classify
+from appliance.envelope import LONE_SURROGATE_ERROR, lone_surrogates, split_batch
 from appliance.errors import BadRequest, ServiceUnavailable, StorageFailed
 from appliance.gateway import Gateway
 from appliance.identity import device_id as derive_device_id
 from appliance.identity import session_id_for
 from appliance.outcomes import Reason, Rejection
+from appliance.properties import PropertyLimits
 from appliance.settings import ProjectSettings
 from appliance.timestamps import TimeWindow
-from appliance.validate import ValidEvent, validate_item
 from storage.rows import WriteResult
 from storage.writer import WriterStopped
 
@@ -54,7 +57,10 @@ async def _context(
 ) -> RequestContext:
     headers = request.headers
     user_agent = headers.get("user-agent", "")
-    salt, previous_salt = await gateway.salts_for(received_ms)
+    try:
+        salt, previous_salt = await gateway.salts_for(received_ms)
+    except WriterStopped as exc:
+        raise ServiceUnavailable(f"storage: {exc}; nothing was stored") from exc
     return RequestContext(
         project_id=project.id,
         received_ms=received_ms,
@@ -72,11 +78,6 @@ async def _context(
     )
 
 
-def _bot_rejections(context: RequestContext, events: list[ValidEvent]) -> list[Rejection]:
-    """A crawler's events are acknowledged and counted, never stored (SPEC §6.1)."""
-    return [Rejection(e.index, Reason.BOT, f"bot: {context.agent.browser or 'crawler'}") for e in events]
-
-
 async def _accept_body(request: Request[Any, Any, Any], gateway: Gateway) -> bytes:
     problem = gateway.disk.problem()
     if problem is not None:
@@ -85,7 +86,7 @@ async def _accept_body(request: Request[Any, Any, Any], gateway: Gateway) -> byt
     return await read_body(
         request.stream(),
         content_encoding=request.headers.get("content-encoding"),
-        content_length=int(length) if length and length.isdigit() else None,
+        content_length=int(length) if length and length.isascii() and length.isdigit() else None,
         max_bytes=gateway.settings.limits.max_body_bytes,
     )
 
@@ -115,14 +116,19 @@ async def track(request: Request[Any, Any, Any]) -> Response[bytes]:
     received_ms = gateway.clock()
     project = _authenticate(request, gateway)
     body = await _accept_body(request, gateway)
-    outcome = validate_item(0, body, _window(gateway, received_ms))
-    if isinstance(outcome, Rejection):
-        raise BadRequest(outcome.error)
     context = await _context(request, gateway, project, received_ms)
-    if context.agent.kind is AgentKind.BOT:
-        bot = {"name": context.agent.browser, "userAgent": context.user_agent}
-        return _json({"bot": bot}, 202)
-    dispatched = dispatch(context, [outcome])
+    refused = {0: LONE_SURROGATE_ERROR} if lone_surrogates(body) else {}
+    prepared = await asyncio.to_thread(
+        prepare_rows, [body], refused, context, _window(gateway, received_ms), _limits(gateway)
+    )
+    if prepared.rejected:
+        rejection = prepared.rejected[0]
+        if rejection.reason is Reason.BOT:
+            return _json({"bot": {"name": context.agent.browser, "userAgent": context.user_agent}}, 202)
+        if rejection.reason is Reason.INTERNAL:
+            raise StorageFailed(rejection.error)
+        raise BadRequest(rejection.error)
+    dispatched = prepared.dispatched
     result = await _store(gateway, dispatched)
     if 0 in result.rejected:
         raise BadRequest(result.rejected[0])
@@ -140,26 +146,18 @@ async def track_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
     received_ms = gateway.clock()
     project = _authenticate(request, gateway)
     body = await _accept_body(request, gateway)
-    items = _decode_envelope(body, gateway.settings.limits.max_batch_events)
-
-    window = _window(gateway, received_ms)
-    valid: list[ValidEvent] = []
-    rejected: list[Rejection] = []
-    for index, raw in enumerate(items):
-        outcome = validate_item(index, raw, window)
-        (rejected if isinstance(outcome, Rejection) else valid).append(outcome)  # type: ignore[arg-type]
-
     context = await _context(request, gateway, project, received_ms)
-    if context.agent.kind is AgentKind.BOT:
-        rejected.extend(_bot_rejections(context, valid))
-        valid = []
-    dispatched = dispatch(context, valid)
-    result = await _store(gateway, dispatched)
+    prepared = await asyncio.to_thread(
+        _prepare_batch, body, gateway.settings.limits.max_batch_events, context, _window(gateway, received_ms),
+        _limits(gateway),
+    )
+    result = await _store(gateway, prepared.dispatched)
+    rejected = prepared.rejected
     rejected.extend(Rejection(index, Reason.VALIDATION, message) for index, message in result.rejected.items())
 
     duplicates = len(result.duplicates)
-    accepted = len(valid) - len(result.rejected) - duplicates
-    if accepted + duplicates + len(rejected) != len(items):  # an outcome was lost: never answer that
+    accepted = prepared.valid_count - len(result.rejected) - duplicates
+    if accepted + duplicates + len(rejected) != prepared.item_count:  # an outcome was lost: never answer that
         raise AssertionError("outcomes do not add up to the events received")
     rejected.sort(key=lambda rejection: rejection.index)
     return _json(
@@ -172,25 +170,20 @@ async def track_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
     )
 
 
-def _decode_envelope(body: bytes, max_events: int) -> list[msgspec.Raw]:
-    try:
-        envelope = wire.envelope_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        text, _, where = str(exc).partition(" - at `$")
-        key = where.rstrip("`").lstrip(".") or "body"
-        raise BadRequest(f"{key}: {text[:1].lower()}{text[1:]}") from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"body: not valid JSON ({exc})") from None
-    except UnicodeDecodeError:
-        raise BadRequest("body: strings must be valid UTF-8") from None
-    except RecursionError:
-        raise BadRequest("body: nested too deeply") from None
-    count = len(envelope.events)
-    if count == 0:
-        raise BadRequest("events: must hold at least one event")
-    if count > max_events:
-        raise BadRequest(f"events: at most {max_events} events per request, got {count}")
-    return envelope.events
+def _prepare_batch(
+    body: bytes, max_events: int, context: RequestContext, window: TimeWindow, limits: PropertyLimits
+) -> PreparedRows:
+    """Split the envelope and prepare its rows; runs in a worker thread."""
+    split = split_batch(body, max_events)
+    return prepare_rows(split.items, split.refused, context, window, limits)
+
+
+def _limits(gateway: Gateway) -> PropertyLimits:
+    limits = gateway.settings.limits
+    return PropertyLimits(
+        max_bytes=limits.max_properties_bytes, max_keys=limits.max_property_keys,
+        max_array_items=limits.max_array_items, max_string_chars=limits.max_string_chars,
+    )
 
 
 @get("/track/device-id")
