@@ -91,8 +91,11 @@ def serve(settings: Settings) -> int:
     print(f"gateway listening on {url}", flush=True)
     # Where operator commands find this gateway (the config may say port 0).
     address_file = admin_url_file(settings)
-    address_file.parent.mkdir(parents=True, exist_ok=True)
-    address_file.write_text(url + "\n")
+    try:
+        address_file.parent.mkdir(parents=True, exist_ok=True)
+        address_file.write_text(url + "\n")
+    except OSError as exc:  # a full disk must not stop the gateway from starting (it answers 503)
+        log.warning("cannot write %s (%s); operator commands need the address given", address_file, exc)
     try:
         server.run(sockets=[sock])
     finally:

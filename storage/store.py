@@ -10,6 +10,7 @@ upserted. The session closer runs here too, so it never races a commit.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -118,7 +119,8 @@ class Store:
             self._insert_replays([c for r in requests for c in r.replays])
             self.connection.execute("COMMIT")
         except BaseException:
-            self.connection.execute("ROLLBACK")
+            # Whatever fails here, the numbers and claims go back: the first error is the one raised.
+            self._roll_back()
             self.sequences.restore(before)
             for project_id, session_id in claimed:
                 self.locks.release(project_id, session_id)
@@ -254,7 +256,7 @@ class Store:
             )
             self.connection.execute("COMMIT")
         except BaseException:
-            self.connection.execute("ROLLBACK")
+            self._roll_back()
             self.sequences.restore(before)
             raise
         return len(sessions)
@@ -278,6 +280,16 @@ class Store:
         return salts_for(self.connection, day)
 
     # ---- helpers -----------------------------------------------------------------------------
+
+    def _roll_back(self) -> None:
+        """End the failed transaction, if one is still open.
+
+        A COMMIT that failed (a full disk: DuckDB could not write its WAL) has already ended the
+        transaction; a ROLLBACK then raises "no transaction is active", which must not replace
+        the real error.
+        """
+        with contextlib.suppress(duckdb.TransactionException):
+            self.connection.execute("ROLLBACK")
 
     def _execute_with(self, name: str, table: pa.Table, sql: str) -> None:
         self.connection.register(name, table)

@@ -22,7 +22,7 @@ from appliance.dispatch import Dispatched, RequestContext
 from appliance.enrich.client_ip import client_address
 from appliance.enrich.useragent import AgentKind, classify
 from appliance.envelope import LONE_SURROGATE_ERROR, lone_surrogates, split_batch
-from appliance.errors import BadRequest, ServiceUnavailable, StorageFailed
+from appliance.errors import BadRequest, GatewayError, ServiceUnavailable, StorageFailed
 from appliance.gateway import Gateway
 from appliance.identity import device_id as derive_device_id
 from appliance.identity import session_id_for
@@ -31,7 +31,7 @@ from appliance.properties import PropertyLimits
 from appliance.settings import ProjectSettings
 from appliance.timestamps import TimeWindow
 from storage.rows import WriteResult
-from storage.writer import WriterStopped
+from storage.writer import WriterStopped, is_disk_error
 
 _JSON = "application/json"
 
@@ -59,8 +59,8 @@ async def _context(
     user_agent = headers.get("user-agent", "")
     try:
         salt, previous_salt = await gateway.salts_for(received_ms)
-    except WriterStopped as exc:
-        raise ServiceUnavailable(f"storage: {exc}; nothing was stored") from exc
+    except (WriterStopped, duckdb.Error) as exc:  # the day's salt is written on first use
+        raise _storage_error(exc) from exc
     return RequestContext(
         project_id=project.id,
         received_ms=received_ms,
@@ -91,6 +91,17 @@ async def _accept_body(request: Request[Any, Any, Any], gateway: Gateway) -> byt
     )
 
 
+def _storage_error(exc: Exception) -> GatewayError:
+    """A storage failure as an answer: 503 + Retry-After when waiting can help, else 500."""
+    if isinstance(exc, WriterStopped):
+        return ServiceUnavailable(f"storage: {exc}; nothing was stored")
+    if is_disk_error(exc):
+        # The real error is kept: the operator reading the client's log learns what happened.
+        return ServiceUnavailable(f"storage: the disk is full or failing ({exc}); nothing was stored",
+                                  retry_after_seconds=60)
+    return StorageFailed(f"storage: commit failed ({type(exc).__name__}); nothing was stored, resend")
+
+
 def _window(gateway: Gateway, received_ms: int) -> TimeWindow:
     limits = gateway.settings.limits
     return TimeWindow(received_ms, limits.max_event_age_days, limits.future_tolerance_seconds)
@@ -100,10 +111,8 @@ async def _store(gateway: Gateway, dispatched: Dispatched) -> WriteResult:
     """Commit a request's rows; then its new live rows extend the live sessions (SPEC §5.3)."""
     try:
         result = await gateway.writer.write(dispatched.write)
-    except WriterStopped as exc:
-        raise ServiceUnavailable(f"storage: {exc}; nothing was stored") from exc
-    except duckdb.Error as exc:
-        raise StorageFailed(f"storage: commit failed ({type(exc).__name__}); nothing was stored, resend") from exc
+    except (WriterStopped, duckdb.Error) as exc:
+        raise _storage_error(exc) from exc
     events = dispatched.write.events
     gateway.live.record([events[p] for p in dispatched.live_positions if p not in result.duplicates])
     return result
