@@ -33,12 +33,13 @@ class GatewayServer:
         self.url = ""
         self.output: list[str] = []
 
-    def start(self) -> GatewayServer:
+    def start(self, wait_ready: bool = True) -> GatewayServer:
+        """Start and wait until /readyz answers 200 (or only until it listens: `wait_ready=False`)."""
         self.output = []
         self.process = subprocess.Popen(
             [sys.executable, "-m", "appliance", "serve", "--config", str(self.config)],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            preexec_fn=self._limit_open_files if self.max_open_files else None,  # noqa: PLW1509
+            preexec_fn=self._limit_open_files if self.max_open_files else None,
         )
         assert self.process.stdout is not None
         deadline = time.monotonic() + _START_TIMEOUT_SECONDS
@@ -56,6 +57,8 @@ class GatewayServer:
             raise RuntimeError("gateway did not start:\n" + "".join(self.output))
         # Keep draining the output so the server never blocks on a full pipe.
         threading.Thread(target=self._drain, args=(self.process,), daemon=True).start()
+        if not wait_ready:
+            return self
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
