@@ -55,6 +55,8 @@ def decode_properties(raw: bytes | msgspec.Raw, limits: PropertyLimits) -> dict[
         text, _, where = str(exc).partition(" - at `$")
         where = where.rstrip("`")
         raise PropertiesInvalid(f"{text[:1].lower()}{text[1:]}" + (f" at {where}" if where else "")) from None
+    except UnicodeDecodeError:  # the envelope skips over item strings without decoding them
+        raise PropertiesInvalid("strings must be valid UTF-8") from None
     except RecursionError:
         raise PropertiesTooDeep(f"nested deeper than {MAX_PROPERTY_DEPTH} levels") from None
     return decoded

@@ -31,6 +31,9 @@ from appliance.timestamps import TimeWindow, TooOld, event_time_ms, parse_timest
 MAX_NAME_CHARS = 80
 MAX_CLIENT_ID_CHARS = 64
 MAX_REPLAY_PAYLOAD_BYTES = 2 * 1024 * 1024
+# The largest integer a JavaScript SDK sends exactly (Number.MAX_SAFE_INTEGER); larger amounts
+# arrive rounded anyway, and sums of them could pass the stored UBIGINT.
+MAX_REVENUE = 2**53 - 1
 RESERVED_EVENT_NAMES = frozenset({"session_start", "session_end"})
 # Items above this size have their list fields sized before they are decoded (`_check_shape`);
 # smaller ones cannot hold enough items to matter.
@@ -280,6 +283,6 @@ def _revenue(item: wire.EventItem, properties: dict[str, Any]) -> int:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise RowInvalid("payload.properties.__revenue: must be a non-negative integer")
-    if value >= 2**64:
-        raise RowInvalid("payload.properties.__revenue: too large")
+    if value > MAX_REVENUE:
+        raise RowInvalid(f"payload.properties.__revenue: at most {MAX_REVENUE}")
     return value

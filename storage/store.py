@@ -62,7 +62,7 @@ _SESSION_MERGE = """
                      ELSE sessions.exit_path END,
     exit_origin = CASE WHEN excluded.ended_at >= sessions.ended_at THEN excluded.exit_origin
                        ELSE sessions.exit_origin END,
-    revenue = sessions.revenue + excluded.revenue,
+    revenue = least(sessions.revenue::HUGEINT + excluded.revenue, 18446744073709551615)::UBIGINT,
     groups = list_distinct(list_concat(sessions.groups, excluded.groups)),
     is_live = sessions.is_live OR excluded.is_live,
     last_received_at = greatest(sessions.last_received_at, excluded.last_received_at)
@@ -296,11 +296,17 @@ class Store:
         try:
             self.connection.execute(sql)
         finally:
-            self.connection.unregister(name)
+            self._unregister(name)
 
     def _query_with(self, name: str, table: pa.Table, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         self.connection.register(name, table)
         try:
             return self.connection.execute(sql, params).fetchall()
         finally:
+            self._unregister(name)
+
+    def _unregister(self, name: str) -> None:
+        # After a failed statement the transaction is aborted and unregister fails too; its
+        # "Current transaction is aborted" must not replace the statement's own error.
+        with contextlib.suppress(duckdb.TransactionException):
             self.connection.unregister(name)
