@@ -10,6 +10,7 @@ import gzip
 import json
 from typing import Any
 
+import maxminddb
 import pytest
 
 from tests.app.conftest import AppClient
@@ -155,3 +156,30 @@ def test_millions_of_items_in_the_envelope_are_400_without_building_them(app_cli
     response = post_raw(app_client, gzip.compress(body), **{"content-encoding": "gzip"})
     assert response.status_code == 400
     assert response.json()["message"] == "events: at most 2000 events per request"
+
+
+class _CorruptRegion:
+    """A GeoIP reader (a boundary we do not own) whose search tree is corrupt for one address:
+    `get` raises as maxminddb's reader does on a damaged file."""
+
+    def __init__(self, bad_address: str) -> None:
+        self.bad_address = bad_address
+
+    def get(self, address: object) -> None:
+        if str(address) == self.bad_address:
+            raise maxminddb.InvalidDatabaseError("The MaxMind DB file's search tree is corrupt")
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_unexpected_failure_on_one_row_is_internal_for_that_row_only(app_client: AppClient) -> None:
+    app_client.http.app.state.gateway.geo._reader = _CorruptRegion("8.8.8.8")
+    events = [track("good", insert_id="g1", __ip="9.9.9.9"), track("odd", insert_id="bad", __ip="8.8.8.8"),
+              track("good", insert_id="g2")]
+    response = post_batch(app_client, events)
+    assert response.status_code == 202
+    body = response.json()
+    assert body["accepted"] == 2
+    assert [(r["index"], r["reason"]) for r in body["rejected"]] == [(1, "internal")]
+    assert stored_insert_ids(app_client) == ["g1", "g2"]
