@@ -106,8 +106,12 @@ class Soak:
     def chaos(self) -> None:
         rng = random.Random(99)
         restart_until = self.args.minutes * 60 * 0.6
+        # Restarts alternate SIGTERM and SIGKILL, between upstream faults, so a short run has both.
+        plan = ["fault", "sigterm", "fault", "kill"]
+        step = 0
         while not self.stop.wait(rng.uniform(20, 40)):
-            action = rng.choice(["fault", "fault", "sigterm", "kill"] if self.elapsed() < restart_until else ["fault"])
+            action = plan[step % len(plan)] if self.elapsed() < restart_until else "fault"
+            step += 1
             if action == "fault":
                 mode = rng.choice(FAULTS)
                 self.note(f"upstream {mode}")
