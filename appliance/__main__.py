@@ -10,15 +10,24 @@ from __future__ import annotations
 
 import argparse
 import logging
+import resource
 import signal
 import socket
 import sys
 
+import msgspec
 import uvicorn
 
 from appliance.app import create_app
 from appliance.cli import admin_url_file
+from appliance.connections import guarded_protocol
 from appliance.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("appliance")
+
+# File descriptors the process needs besides client connections: DuckDB, diskcache, the geo
+# database, upstream connections, worker threads' files.
+_FD_HEADROOM = 256
 
 
 def _bind(settings: Settings) -> socket.socket:
@@ -30,8 +39,33 @@ def _bind(settings: Settings) -> socket.socket:
     return sock
 
 
+def _fit_connection_cap(settings: Settings) -> Settings:
+    """Raise the open-file limit as far as allowed; lower `max_connections` to what it permits.
+
+    Running out of descriptors makes accept() fail for everyone, silently; a cap below the limit
+    refuses the excess with a 503 and a log line instead (appliance.connections).
+    """
+    wanted = settings.server.max_connections + _FD_HEADROOM
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new_soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new_soft, hard))
+        soft = new_soft
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return settings
+    cap = max(1, soft - _FD_HEADROOM)
+    log.warning("open-file limit is %d: server.max_connections lowered from %d to %d (raise LimitNOFILE)",
+                soft, settings.server.max_connections, cap)
+    server = msgspec.structs.replace(
+        settings.server, max_connections=cap,
+        max_connections_per_client=min(cap, settings.server.max_connections_per_client),
+    )
+    return msgspec.structs.replace(settings, server=server)
+
+
 def serve(settings: Settings) -> int:
     """Run the gateway until SIGTERM/SIGINT; returns the exit code."""
+    settings = _fit_connection_cap(settings)
     sock = _bind(settings)
     host, port = sock.getsockname()[:2]
     config = uvicorn.Config(
@@ -41,6 +75,8 @@ def serve(settings: Settings) -> int:
         log_level="info",
         timeout_graceful_shutdown=int(settings.server.graceful_shutdown_seconds),
         server_header=False,
+        http=guarded_protocol(settings.server),
+        timeout_keep_alive=settings.server.keep_alive_timeout_seconds,  # type: ignore[arg-type]
         # uvicorn would rewrite the peer address from X-Forwarded-For for 127.0.0.1 on its own;
         # forwarding headers are judged by `server.trusted_proxies` alone (appliance.enrich.client_ip).
         proxy_headers=False,
@@ -55,8 +91,11 @@ def serve(settings: Settings) -> int:
     print(f"gateway listening on {url}", flush=True)
     # Where operator commands find this gateway (the config may say port 0).
     address_file = admin_url_file(settings)
-    address_file.parent.mkdir(parents=True, exist_ok=True)
-    address_file.write_text(url + "\n")
+    try:
+        address_file.parent.mkdir(parents=True, exist_ok=True)
+        address_file.write_text(url + "\n")
+    except OSError as exc:  # a full disk must not stop the gateway from starting (it answers 503)
+        log.warning("cannot write %s (%s); operator commands need the address given", address_file, exc)
     try:
         server.run(sockets=[sock])
     finally:

@@ -25,12 +25,19 @@ class _Inflater:
     def __init__(self, encoding: str) -> None:
         self._encoding = encoding
         self._decompressor: zlib._Decompress | None = None
+        self._head = b""  # a deflate body's first byte, until the second one tells its kind
         if encoding == "gzip":
             self._decompressor = zlib.decompressobj(_GZIP_WBITS)
 
     def feed(self, data: bytes, room: int) -> bytes:
         """Inflate `data`, returning at most `room + 1` bytes (one more than fits means too big)."""
         out = bytearray()
+        if self._decompressor is None:
+            # The zlib header check needs two bytes, and a chunk may hold only one.
+            data = self._head + data
+            if len(data) < 2:
+                self._head = data
+                return b""
         while data:
             if self._decompressor is None:
                 # HTTP's "deflate" is zlib-wrapped, but some clients send raw deflate; the zlib

@@ -12,6 +12,9 @@ import time
 from pathlib import Path
 
 _READING_TTL_SECONDS = 1.0
+# The free-space floor is at most this fraction (1/20 = 5%) of the volume: the default 256 MiB
+# would refuse everything on a small data volume, and 5% still leaves room for a checkpoint.
+_FLOOR_SHARE_OF_VOLUME = 20
 
 
 class DiskGuard:
@@ -54,7 +57,9 @@ class DiskGuard:
             used = self.used_bytes()
             if used > self._max_disk_bytes:
                 return f"storage uses {used} bytes, above storage.max_disk_bytes={self._max_disk_bytes}"
-        free = self.free_bytes()
-        if free < self._min_free_disk_bytes:
-            return f"only {free} bytes free on the storage volume (floor {self._min_free_disk_bytes})"
+        stats = os.statvfs(self._folder)
+        free = stats.f_bavail * stats.f_frsize
+        floor = min(self._min_free_disk_bytes, stats.f_blocks * stats.f_frsize // _FLOOR_SHARE_OF_VOLUME)
+        if free < floor:
+            return f"only {free} bytes free on the storage volume (floor {floor})"
         return None

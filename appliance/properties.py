@@ -1,50 +1,132 @@
-"""Stored properties: flat `string → string` (SPEC §6.3).
+"""Stored properties: flat `string → string` (SPEC §6.3), within what one event may hold.
 
-Input: a payload's `properties` object. Output: a flat dict whose nested objects became dotted
-keys and lists `key.0`, `key.1`…; `null` and `""` are dropped, booleans become `true`/`false`,
-numbers their decimal text. The special properties the gateway consumes are not stored.
+Input: a payload's `properties` as raw JSON bytes and the `PropertyLimits`. Output: the decoded
+object and a flat dict whose nested objects became dotted keys and lists `key.0`, `key.1`…;
+`null` and `""` are dropped, booleans become `true`/`false`, numbers their decimal text. The
+special properties the gateway consumes are not stored.
+
+The limits are checked before and during the walk, never after it: the raw size before anything
+is decoded, then keys, array items, string length and the bytes of the flat result as each entry
+is reached. A hostile row (millions of tiny array items, long keys repeated in every dotted path)
+therefore costs at most a small multiple of `max_properties_bytes` before it is refused.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 CONSUMED_PROPERTIES = frozenset({"__path", "__referrer", "__timestamp", "__revenue"})
 
 
 MAX_PROPERTY_DEPTH = 8
 
+_OBJECT_DECODER = msgspec.json.Decoder(dict[str, Any])
 
-class PropertiesTooDeep(ValueError):
+
+@dataclass(frozen=True, slots=True)
+class PropertyLimits:
+    """What one event's properties may hold (`[limits]` in config.toml)."""
+
+    max_bytes: int = 65536
+    max_keys: int = 1000
+    max_array_items: int = 1000
+    max_string_chars: int = 16384
+
+
+class PropertiesInvalid(ValueError):
+    """The properties break a limit or are not an object; the message says which."""
+
+
+class PropertiesTooDeep(PropertiesInvalid):
     """Properties nest deeper than MAX_PROPERTY_DEPTH levels (the properties object is level 1)."""
 
 
-def flatten_properties(properties: dict[str, Any]) -> dict[str, str]:
+def decode_properties(raw: bytes | msgspec.Raw, limits: PropertyLimits) -> dict[str, Any]:
+    """Raw JSON → the properties object; refused unread when larger than `limits.max_bytes`."""
+    size = len(raw)
+    if size > limits.max_bytes:
+        raise PropertiesInvalid(f"larger than {limits.max_bytes} bytes ({size})")
+    try:
+        decoded: dict[str, Any] = _OBJECT_DECODER.decode(raw)
+    except msgspec.ValidationError as exc:
+        text, _, where = str(exc).partition(" - at `$")
+        where = where.rstrip("`")
+        raise PropertiesInvalid(f"{text[:1].lower()}{text[1:]}" + (f" at {where}" if where else "")) from None
+    except UnicodeDecodeError:  # the envelope skips over item strings without decoding them
+        raise PropertiesInvalid("strings must be valid UTF-8") from None
+    except RecursionError:
+        raise PropertiesTooDeep(f"nested deeper than {MAX_PROPERTY_DEPTH} levels") from None
+    return decoded
+
+
+def flatten_properties(properties: dict[str, Any], limits: PropertyLimits | None = None) -> dict[str, str]:
     """Flatten and stringify a properties object, without the consumed special keys.
 
-    Raises PropertiesTooDeep past the nesting limit: validation and flattening are one walk.
+    Raises PropertiesInvalid (or PropertiesTooDeep) at the first limit passed: validation and
+    flattening are one walk.
     """
-    flat: dict[str, str] = {}
-    for key, value in properties.items():
-        if key not in CONSUMED_PROPERTIES:
-            _add(flat, key, value, 2)
-    return flat
+    walk = _Walk(limits or PropertyLimits())
+    walk.object(properties, "", 1)
+    return walk.flat
 
 
-def _add(flat: dict[str, str], key: str, value: Any, level: int) -> None:
-    # Exact type checks: this runs for every leaf of every event, and msgspec only makes these
-    # types. Recursion stops at the depth limit, so a hostile document cannot exhaust the stack.
-    kind = type(value)
-    if kind is str:
-        if value:
-            flat[key] = value
-    elif kind is dict or kind is list:
-        if level > MAX_PROPERTY_DEPTH:
-            raise PropertiesTooDeep(f"nested deeper than {MAX_PROPERTY_DEPTH} levels")
-        children = value.items() if kind is dict else enumerate(value)
-        for child_key, child in children:
-            _add(flat, f"{key}.{child_key}", child, level + 1)
-    elif kind is bool:
-        flat[key] = "true" if value else "false"
-    elif value is not None:
-        flat[key] = str(value)
+class _Walk:
+    """One flattening walk, counting what the limits bound as it goes."""
+
+    __slots__ = ("bytes", "flat", "keys", "limits")
+
+    def __init__(self, limits: PropertyLimits) -> None:
+        self.limits = limits
+        self.flat: dict[str, str] = {}
+        self.keys = 0
+        self.bytes = 0
+
+    def object(self, value: dict[str, Any], prefix: str, level: int) -> None:
+        limits = self.limits
+        self.keys += len(value)
+        if self.keys > limits.max_keys:
+            raise PropertiesInvalid(f"more than {limits.max_keys} keys")
+        for key, child in value.items():
+            if len(key) > limits.max_string_chars:
+                raise PropertiesInvalid(f"key longer than {limits.max_string_chars} characters")
+            if level == 1 and key in CONSUMED_PROPERTIES:
+                continue
+            self.value(f"{prefix}.{key}" if prefix else key, child, level + 1)
+
+    def value(self, key: str, value: Any, level: int) -> None:
+        # Exact type checks: this runs for every leaf of every event, and msgspec only makes these
+        # types. Recursion stops at the depth limit, so a hostile document cannot exhaust the stack.
+        kind = type(value)
+        if kind is str:
+            if len(value) > self.limits.max_string_chars:
+                raise PropertiesInvalid(f"{key}: string longer than {self.limits.max_string_chars} characters")
+            if value:
+                self.store(key, value)
+        elif kind is dict or kind is list:
+            if level > MAX_PROPERTY_DEPTH:
+                raise PropertiesTooDeep(f"nested deeper than {MAX_PROPERTY_DEPTH} levels")
+            if kind is dict:
+                self.object(value, key, level)
+                return
+            limits = self.limits
+            if len(value) > limits.max_array_items:
+                raise PropertiesInvalid(f"{key}: more than {limits.max_array_items} array items")
+            self.keys += len(value)
+            if self.keys > limits.max_keys:
+                raise PropertiesInvalid(f"more than {limits.max_keys} keys")
+            for position, child in enumerate(value):
+                self.value(f"{key}.{position}", child, level + 1)
+        elif kind is bool:
+            self.store(key, "true" if value else "false")
+        elif value is not None:
+            self.store(key, str(value))
+
+    def store(self, key: str, text: str) -> None:
+        # Dotted keys repeat their parents' names, so the stored text can outgrow the JSON sent.
+        self.bytes += len(key) + len(text)
+        if self.bytes > self.limits.max_bytes:
+            raise PropertiesInvalid(f"more than {self.limits.max_bytes} bytes once flattened")
+        self.flat[key] = text

@@ -41,6 +41,13 @@ class ServerSettings(_Section, frozen=True):
     trusted_proxies: list[str] = []
     admin_networks: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
     graceful_shutdown_seconds: Annotated[float, msgspec.Meta(gt=0)] = 20.0
+    # Connections (appliance.connections): a client gets this long to send a request's headers,
+    # counted from the connection's start or the end of its previous answer.
+    header_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    max_header_bytes: Annotated[int, msgspec.Meta(ge=4096)] = 65536
+    keep_alive_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    max_connections: Annotated[int, msgspec.Meta(ge=1)] = 1024
+    max_connections_per_client: Annotated[int, msgspec.Meta(ge=1)] = 128
 
 
 class StorageSettings(_Section, frozen=True):
@@ -59,6 +66,11 @@ class LimitSettings(_Section, frozen=True):
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 10 * 1024 * 1024
     max_event_age_days: Annotated[int, msgspec.Meta(ge=1)] = 5
     future_tolerance_seconds: Annotated[int, msgspec.Meta(ge=0)] = 60
+    # What one event may hold (appliance.properties), checked while it is decoded and flattened.
+    max_properties_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 65536
+    max_property_keys: Annotated[int, msgspec.Meta(ge=1)] = 1000
+    max_array_items: Annotated[int, msgspec.Meta(ge=1)] = 1000
+    max_string_chars: Annotated[int, msgspec.Meta(ge=80)] = 16384
 
 
 class SessionSettings(_Section, frozen=True):

@@ -16,6 +16,11 @@ from typing import Any
 DAY_MS = 86_400_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
+# Epoch milliseconds the gateway can represent: years 1 to 9999, as Python's datetime. Anything
+# else is no time at all (SPEC §4: it does not parse), never an overflow further down the path.
+_EARLIEST_MS = -62_135_596_800_000
+_LATEST_MS = 253_402_300_799_999
+_MAX_DIGITS = len(str(_LATEST_MS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +49,13 @@ def parse_timestamp_ms(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return int(value) if math.isfinite(value) else None
-    if not isinstance(value, str) or not value:
+        return _in_range(int(value)) if math.isfinite(value) else None
+    if not isinstance(value, str) or not value or len(value) > 64:
         return None
     text = value.strip()
-    if text.isdigit():
-        return int(text)
+    # str.isdigit() is true for "²" and "①", which int() refuses; only ASCII digits are a number.
+    if text.isascii() and text.isdigit():
+        return _in_range(int(text)) if len(text) <= _MAX_DIGITS else None
     if text.endswith(("z", "Z")):
         text = text[:-1] + "+00:00"
     try:
@@ -58,8 +64,15 @@ def parse_timestamp_ms(value: Any) -> int | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    # Integer arithmetic: float seconds would turn .123 into 122 ms now and then.
-    return (parsed - _EPOCH) // _ONE_MS
+    try:
+        # Integer arithmetic: float seconds would turn .123 into 122 ms now and then.
+        return _in_range((parsed - _EPOCH) // _ONE_MS)
+    except OverflowError:  # year 1 with a positive offset
+        return None
+
+
+def _in_range(epoch_ms: int) -> int | None:
+    return epoch_ms if _EARLIEST_MS <= epoch_ms <= _LATEST_MS else None
 
 
 def event_time_ms(raw_timestamp: Any, window: TimeWindow) -> int:

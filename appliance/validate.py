@@ -19,13 +19,26 @@ import msgspec
 
 from appliance import wire
 from appliance.outcomes import Reason, Rejection
-from appliance.properties import MAX_PROPERTY_DEPTH, PropertiesTooDeep, flatten_properties
+from appliance.properties import (
+    MAX_PROPERTY_DEPTH,
+    PropertiesInvalid,
+    PropertyLimits,
+    decode_properties,
+    flatten_properties,
+)
 from appliance.timestamps import TimeWindow, TooOld, event_time_ms, parse_timestamp_ms
 
 MAX_NAME_CHARS = 80
 MAX_CLIENT_ID_CHARS = 64
 MAX_REPLAY_PAYLOAD_BYTES = 2 * 1024 * 1024
+# The largest integer a JavaScript SDK sends exactly (Number.MAX_SAFE_INTEGER); larger amounts
+# arrive rounded anyway, and sums of them could pass the stored UBIGINT.
+MAX_REVENUE = 2**53 - 1
 RESERVED_EVENT_NAMES = frozenset({"session_start", "session_end"})
+# Items above this size have their list fields sized before they are decoded (`_check_shape`);
+# smaller ones cannot hold enough items to matter.
+_SHAPE_CHECK_BYTES = 65536
+_DEFAULT_LIMITS = PropertyLimits()
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -55,7 +68,8 @@ class ValidEvent:
 
 
 def validate_item(
-    index: int, raw: bytes | msgspec.Raw, window: TimeWindow, *, revenue_allowed: bool = True
+    index: int, raw: bytes | msgspec.Raw, window: TimeWindow, limits: PropertyLimits = _DEFAULT_LIMITS, *,
+    revenue_allowed: bool = True,
 ) -> ValidEvent | Rejection:
     """Decode and check one item; every failure becomes a `validation` rejection.
 
@@ -63,18 +77,23 @@ def validate_item(
     from a page could be forged by anyone, so OpenPanel refuses `__revenue` from them.
     """
     try:
-        return _validate(index, raw, window, revenue_allowed)
+        return _validate(index, raw, window, limits, revenue_allowed)
     except RowInvalid as exc:
         return Rejection(index, Reason.VALIDATION, str(exc))
 
 
-def _validate(index: int, raw: bytes | msgspec.Raw, window: TimeWindow, revenue_allowed: bool) -> ValidEvent:
+def _validate(index: int, raw: bytes | msgspec.Raw, window: TimeWindow, limits: PropertyLimits,
+              revenue_allowed: bool) -> ValidEvent:
+    if len(raw) > _SHAPE_CHECK_BYTES:
+        _check_shape(raw, limits)
     item = _decode(raw)
-    profile_id = _check_payload(item)
-    properties = item.payload.properties if not isinstance(item, wire.AliasItem) else {}
+    profile_id = _check_payload(item, limits)
     try:
-        flat_properties = flatten_properties(properties)
-    except PropertiesTooDeep as exc:
+        properties = (
+            decode_properties(item.payload.properties, limits) if not isinstance(item, wire.AliasItem) else {}
+        )
+        flat_properties = flatten_properties(properties, limits)
+    except PropertiesInvalid as exc:
         raise RowInvalid(f"payload.properties: {exc}") from None
     try:
         event_ms = event_time_ms(properties.get("__timestamp"), window)
@@ -92,6 +111,19 @@ def _validate(index: int, raw: bytes | msgspec.Raw, window: TimeWindow, revenue_
         insert_id=_insert_id(properties),
         revenue=_revenue(item, properties, revenue_allowed),
     )
+
+
+def _check_shape(raw: bytes | msgspec.Raw, limits: PropertyLimits) -> None:
+    """Refuse list fields too long to decode, reading them as raw JSON (no objects made)."""
+    try:
+        shape = wire.item_shape_decoder.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return  # the full decode names the problem
+    for field in ("groups", "groupIds"):
+        # Items <= commas + 1, whatever the strings hold: a cheap bound that is exact for the
+        # short ids these lists carry.
+        if bytes(getattr(shape.payload, field)).count(b",") >= limits.max_array_items:
+            raise RowInvalid(f"payload.{field}: more than {limits.max_array_items} items")
 
 
 def _decode(raw: bytes | msgspec.Raw) -> wire.EventItem:
@@ -118,8 +150,10 @@ def _field_message(message: str) -> str:
     return f"{key or 'item'}: {text}"
 
 
-def _check_payload(item: wire.EventItem) -> str | None:
+def _check_payload(item: wire.EventItem, limits: PropertyLimits) -> str | None:
     """Type-specific rules; returns the row's profile id (None when anonymous)."""
+    if not isinstance(item, wire.AliasItem | wire.ReplayItem):
+        _check_lengths(item.payload, limits)
     match item:
         case wire.TrackItem(payload=p):
             _check_name(p.name)
@@ -153,6 +187,20 @@ def _check_payload(item: wire.EventItem) -> str | None:
         case wire.AliasItem():
             raise RowInvalid("type: alias is not supported")
     raise AssertionError(f"unhandled item {type(item).__name__}")  # pragma: no cover
+
+
+def _check_lengths(payload: Any, limits: PropertyLimits) -> None:
+    """Every string field within `max_string_chars`, every list within `max_array_items`."""
+    for field in payload.__struct_fields__:
+        value = getattr(payload, field)
+        if isinstance(value, str) and len(value) > limits.max_string_chars:
+            raise RowInvalid(f"payload.{field}: longer than {limits.max_string_chars} characters")
+        if isinstance(value, list):
+            if len(value) > limits.max_array_items:
+                raise RowInvalid(f"payload.{field}: more than {limits.max_array_items} items")
+            for position, entry in enumerate(value):
+                if len(entry) > limits.max_string_chars:
+                    raise RowInvalid(f"payload.{field}[{position}]: longer than {limits.max_string_chars} characters")
 
 
 def _check_name(name: str) -> None:
@@ -251,6 +299,6 @@ def _revenue(item: wire.EventItem, properties: dict[str, Any], revenue_allowed: 
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise RowInvalid("payload.properties.__revenue: must be a non-negative integer")
-    if value >= 2**64:
-        raise RowInvalid("payload.properties.__revenue: too large")
+    if value > MAX_REVENUE:
+        raise RowInvalid(f"payload.properties.__revenue: at most {MAX_REVENUE}")
     return value

@@ -3,7 +3,8 @@
 Input: raw request bytes. Output: typed Structs for `validate.py`. The batch envelope keeps each
 item as `msgspec.Raw`, so one malformed item is rejected on its own instead of failing the whole
 request; each item is then decoded by `item_decoder` into one of the tagged payload Structs.
-Unknown payload fields are allowed (SDKs add fields over time); the known ones are typed.
+Unknown payload fields are allowed (SDKs add fields over time); the known ones are typed;
+`properties` stays raw JSON until `appliance.properties` has checked its size.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from typing import Any
 import msgspec
 
 ProfileIdValue = str | int | float
+# Properties stay raw JSON until their size is checked (appliance.properties): a row holding
+# millions of tiny items is refused before any of them becomes a Python object.
+EMPTY_OBJECT = msgspec.Raw(b"{}")
 
 
 class TrackPayload(msgspec.Struct):
     name: str
-    properties: dict[str, Any] = {}
+    properties: msgspec.Raw = EMPTY_OBJECT
     profileId: ProfileIdValue | None = None
     groups: list[str] | None = None  # null is "no groups", as OpenPanel's schema (`nullish`)
 
@@ -28,27 +32,27 @@ class IdentifyPayload(msgspec.Struct):
     lastName: str | None = None
     email: str | None = None
     avatar: str | None = None
-    properties: dict[str, Any] = {}
+    properties: msgspec.Raw = EMPTY_OBJECT
 
 
 class IncrementPayload(msgspec.Struct):
     profileId: ProfileIdValue
     property: str
     value: int | float = 1
-    properties: dict[str, Any] = {}
+    properties: msgspec.Raw = EMPTY_OBJECT
 
 
 class GroupPayload(msgspec.Struct):
     id: str
     type: str
     name: str
-    properties: dict[str, Any] = {}
+    properties: msgspec.Raw = EMPTY_OBJECT
 
 
 class AssignGroupPayload(msgspec.Struct):
     groupIds: list[str]
     profileId: ProfileIdValue | None = None
-    properties: dict[str, Any] = {}
+    properties: msgspec.Raw = EMPTY_OBJECT
 
 
 class ReplayPayload(msgspec.Struct):
@@ -58,7 +62,7 @@ class ReplayPayload(msgspec.Struct):
     started_at: str
     ended_at: str
     payload: str
-    properties: dict[str, Any] = {}
+    properties: msgspec.Raw = EMPTY_OBJECT
 
 
 class TrackItem(msgspec.Struct, tag_field="type", tag="track"):
@@ -90,7 +94,7 @@ class ReplayItem(msgspec.Struct, tag_field="type", tag="replay"):
 
 
 class AliasItem(msgspec.Struct, tag_field="type", tag="alias"):
-    payload: dict[str, Any] = {}
+    payload: msgspec.Raw = EMPTY_OBJECT
 
 
 EventItem = (
@@ -113,6 +117,17 @@ class BodyCredentials(msgspec.Struct):
 
     clientId: Any = None
     clientSecret: Any = None
+
+
+class PayloadShape(msgspec.Struct):
+    groups: msgspec.Raw = msgspec.Raw(b"[]")
+    groupIds: msgspec.Raw = msgspec.Raw(b"[]")
+
+
+class ItemShape(msgspec.Struct):
+    """Only the list fields of a large item, still raw: sized before they become objects."""
+
+    payload: PayloadShape = msgspec.field(default_factory=PayloadShape)
 
 
 class BatchEnvelope(msgspec.Struct):
@@ -149,6 +164,7 @@ class ErrorBody(msgspec.Struct):
 
 
 item_decoder = msgspec.json.Decoder(EventItem)
+item_shape_decoder = msgspec.json.Decoder(ItemShape)
 envelope_decoder = msgspec.json.Decoder(BatchEnvelope)
 credentials_decoder = msgspec.json.Decoder(BodyCredentials)
 encoder = msgspec.json.Encoder()

@@ -5,34 +5,68 @@ with an expiry that covers the whole acceptance window (age limit + session time
 which no event of that session can be accepted any more. The writer thread is the only caller,
 and it backs every answer with the `sessions` table: a key whose transaction never committed
 (a crash between claim and commit) is recognised there and the start is emitted after all.
+
+Because the table decides, the keys are a record, not a gate: when the cache cannot be opened
+or written (a full disk: SQLite's "database or disk is full"), a claim simply fails, the start
+is still emitted by the table's answer, and the cache is opened again on the next claim.
 """
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from pathlib import Path
 
 import diskcache
+
+log = logging.getLogger(__name__)
 
 
 class SessionStartLocks:
     """Persistent, expiring "this session's start was emitted" markers."""
 
     def __init__(self, directory: str, expire_seconds: float) -> None:
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        self._cache = diskcache.Cache(directory)
+        self._directory = directory
         self._expire_seconds = expire_seconds
+        self._cache: diskcache.Cache | None = None
+        self._open()
+
+    def _open(self) -> diskcache.Cache | None:
+        if self._cache is None:
+            try:
+                Path(self._directory).mkdir(parents=True, exist_ok=True)
+                self._cache = diskcache.Cache(self._directory)
+            except (sqlite3.Error, OSError) as exc:
+                log.warning("session-start cache at %s cannot be opened (%s); retried on next use",
+                            self._directory, exc)
+        return self._cache
 
     @staticmethod
     def key(project_id: str, session_id: str) -> str:
         return f"session_start:{project_id}:{session_id}"
 
     def claim(self, project_id: str, session_id: str) -> bool:
-        """True if this call took the lock (nobody had it)."""
-        return bool(self._cache.add(self.key(project_id, session_id), 1, expire=self._expire_seconds))
+        """True if this call took the lock (nobody had it); False also when the cache cannot be written."""
+        cache = self._open()
+        if cache is None:
+            return False
+        try:
+            return bool(cache.add(self.key(project_id, session_id), 1, expire=self._expire_seconds))
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("session-start cache: claim not recorded (%s)", exc)
+            return False
 
     def release(self, project_id: str, session_id: str) -> None:
         """Give a claim back (its transaction did not commit)."""
-        self._cache.delete(self.key(project_id, session_id))
+        if self._cache is None:
+            return
+        try:
+            self._cache.delete(self.key(project_id, session_id))
+        except (sqlite3.Error, OSError) as exc:
+            # A key left behind is harmless: the sessions table decides (see above).
+            log.warning("session-start cache: claim not released (%s)", exc)
 
     def close(self) -> None:
-        self._cache.close()
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None

@@ -72,7 +72,7 @@ def _aggregate(rows: list[EventRow]) -> dict[str, Any]:
         "referrer_type": first.referrer_type,
         **{name: query.get(f"__query.{name}", "") for name in _UTM},
         **{name: getattr(first, name) for name in GEO_AND_AGENT_NAMES},
-        "revenue": sum(r.revenue for r in rows),
+        "revenue": min(sum(r.revenue for r in rows), 2**64 - 1),  # saturates, as the stored sum does
         "groups": sorted({group for r in rows for group in r.groups}),
         "is_live": any(r.session_is_live for r in rows),
         "closed": False,

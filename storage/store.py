@@ -10,6 +10,7 @@ upserted. The session closer runs here too, so it never races a commit.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -63,7 +64,7 @@ _SESSION_MERGE = """
                      THEN excluded.exit_path ELSE sessions.exit_path END,
     exit_origin = CASE WHEN excluded.exit_path <> '' AND excluded.ended_at >= sessions.ended_at
                        THEN excluded.exit_origin ELSE sessions.exit_origin END,
-    revenue = sessions.revenue + excluded.revenue,
+    revenue = least(sessions.revenue::HUGEINT + excluded.revenue, 18446744073709551615)::UBIGINT,
     groups = list_distinct(list_concat(sessions.groups, excluded.groups)),
     is_live = sessions.is_live OR excluded.is_live,
     last_received_at = greatest(sessions.last_received_at, excluded.last_received_at)
@@ -130,7 +131,8 @@ class Store:
             self._insert_replays([c for r in requests for c in r.replays])
             self.connection.execute("COMMIT")
         except BaseException:
-            self.connection.execute("ROLLBACK")
+            # Whatever fails here, the numbers and claims go back: the first error is the one raised.
+            self._roll_back()
             self.sequences.restore(before)
             for project_id, session_id in claimed:
                 self.locks.release(project_id, session_id)
@@ -318,7 +320,7 @@ class Store:
             )
             self.connection.execute("COMMIT")
         except BaseException:
-            self.connection.execute("ROLLBACK")
+            self._roll_back()
             self.sequences.restore(before)
             raise
         return len(sessions)
@@ -343,16 +345,32 @@ class Store:
 
     # ---- helpers -----------------------------------------------------------------------------
 
+    def _roll_back(self) -> None:
+        """End the failed transaction, if one is still open.
+
+        A COMMIT that failed (a full disk: DuckDB could not write its WAL) has already ended the
+        transaction; a ROLLBACK then raises "no transaction is active", which must not replace
+        the real error.
+        """
+        with contextlib.suppress(duckdb.TransactionException):
+            self.connection.execute("ROLLBACK")
+
     def _execute_with(self, name: str, table: pa.Table, sql: str) -> None:
         self.connection.register(name, table)
         try:
             self.connection.execute(sql)
         finally:
-            self.connection.unregister(name)
+            self._unregister(name)
 
     def _query_with(self, name: str, table: pa.Table, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         self.connection.register(name, table)
         try:
             return self.connection.execute(sql, params).fetchall()
         finally:
+            self._unregister(name)
+
+    def _unregister(self, name: str) -> None:
+        # After a failed statement the transaction is aborted and unregister fails too; its
+        # "Current transaction is aborted" must not replace the statement's own error.
+        with contextlib.suppress(duckdb.TransactionException):
             self.connection.unregister(name)

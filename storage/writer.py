@@ -11,7 +11,9 @@ never fails another's rows.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -35,6 +37,17 @@ _GROUP_ROW_LIMIT = 20_000
 
 class WriterStopped(Exception):
     """The writer is not running; nothing was stored."""
+
+
+# What the operating system says when the storage volume is full or failing; DuckDB and SQLite
+# put it in their messages ("Could not write file ...: No space left on device").
+_DISK_ERRORS = (*(os.strerror(code) for code in (errno.ENOSPC, errno.EDQUOT, errno.EIO)), "disk is full")
+
+
+def is_disk_error(exc: BaseException) -> bool:
+    """True when a storage error comes from a full or failing volume: retrying later can succeed."""
+    text = str(exc)
+    return any(marker in text for marker in _DISK_ERRORS)
 
 
 @dataclass

@@ -13,7 +13,7 @@ import msgspec
 from litestar import Request, Response, get, post
 
 from appliance import wire
-from appliance.errors import GatewayError
+from appliance.errors import BadRequest, GatewayError
 from appliance.gateway import Gateway
 
 
@@ -33,6 +33,15 @@ def _admin(request: Request[Any, Any, Any]) -> Gateway:
     return gateway
 
 
+def _max_batches(text: str | None) -> int | None:
+    """`?max_batches=N`: a positive ASCII integer ("²" passes str.isdigit and breaks int())."""
+    if text is None or text == "":
+        return None
+    if not (text.isascii() and text.isdigit() and len(text) <= 9 and int(text) > 0):
+        raise BadRequest(f"max_batches: must be a positive integer, got {text[:32]!r}")
+    return int(text)
+
+
 @get("/admin/status")
 async def status(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Backlog per table, last sync result, open sessions."""
@@ -44,8 +53,7 @@ async def status(request: Request[Any, Any, Any]) -> Response[bytes]:
 async def sync_now(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Run one sync pass now (at most `?max_batches=N` batches, for progress) and answer its result."""
     gateway = _admin(request)
-    limit = request.query_params.get("max_batches", "")
-    max_batches = int(limit) if limit.isdigit() and int(limit) > 0 else None
+    max_batches = _max_batches(request.query_params.get("max_batches"))
     if gateway.sync is None:
         return Response(content=b'{"error":"no upstream configured (upstream.url is empty)"}',
                         status_code=409, media_type="application/json")

@@ -1,13 +1,14 @@
 """`POST /track`, `POST /track/batch`, `GET /track/device-id` (SPEC §3).
 
 Each handler walks the event's path: authenticate (secret or allowed origin), check capacity,
-read the body within its limits, decode with the prebuilt msgspec decoders, validate per row,
-dispatch to rows, and answer only after the writer has committed them. CORS headers are added
-around these handlers by `appliance.cors`.
+read the body within its limits, then (in a worker thread, `appliance.batch`) split and decode
+with the prebuilt msgspec decoders, validate per row and dispatch to rows, and answer only after
+the writer has committed them. CORS headers are added around these handlers by `appliance.cors`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import duckdb
@@ -16,19 +17,21 @@ from litestar import Request, Response, get, post
 
 from appliance import wire
 from appliance.auth import Client, Credentials
+from appliance.batch import PreparedRows, prepare_rows
 from appliance.body import read_body
-from appliance.dispatch import Dispatched, RequestContext, dispatch
+from appliance.dispatch import Dispatched, RequestContext
 from appliance.enrich.client_ip import client_address
 from appliance.enrich.useragent import AgentKind, classify
-from appliance.errors import BadRequest, ServiceUnavailable, StorageFailed
+from appliance.envelope import LONE_SURROGATE_ERROR, lone_surrogates, split_batch
+from appliance.errors import BadRequest, GatewayError, ServiceUnavailable, StorageFailed
 from appliance.gateway import Gateway
 from appliance.identity import device_id as derive_device_id
 from appliance.identity import session_id_for
 from appliance.outcomes import Reason, Rejection
+from appliance.properties import PropertyLimits
 from appliance.timestamps import TimeWindow
-from appliance.validate import ValidEvent, validate_item
 from storage.rows import WriteResult
-from storage.writer import WriterStopped
+from storage.writer import WriterStopped, is_disk_error
 
 _JSON = "application/json"
 
@@ -78,7 +81,10 @@ async def _context(
 ) -> RequestContext:
     headers = request.headers
     user_agent = headers.get("user-agent", "")
-    salt, previous_salt = await gateway.salts_for(received_ms)
+    try:
+        salt, previous_salt = await gateway.salts_for(received_ms)
+    except (WriterStopped, duckdb.Error) as exc:  # the day's salt is written on first use
+        raise _storage_error(exc) from exc
     project = client.project
     return RequestContext(
         project_id=project.id,
@@ -99,11 +105,6 @@ async def _context(
     )
 
 
-def _bot_rejections(context: RequestContext, events: list[ValidEvent]) -> list[Rejection]:
-    """A crawler's events are acknowledged and counted, never stored (SPEC §6.1)."""
-    return [Rejection(e.index, Reason.BOT, f"bot: {context.agent.browser or 'crawler'}") for e in events]
-
-
 async def _accept_body(request: Request[Any, Any, Any], gateway: Gateway) -> bytes:
     problem = gateway.disk.problem()
     if problem is not None:
@@ -112,9 +113,20 @@ async def _accept_body(request: Request[Any, Any, Any], gateway: Gateway) -> byt
     return await read_body(
         request.stream(),
         content_encoding=request.headers.get("content-encoding"),
-        content_length=int(length) if length and length.isdigit() else None,
+        content_length=int(length) if length and length.isascii() and length.isdigit() else None,
         max_bytes=gateway.settings.limits.max_body_bytes,
     )
+
+
+def _storage_error(exc: Exception) -> GatewayError:
+    """A storage failure as an answer: 503 + Retry-After when waiting can help, else 500."""
+    if isinstance(exc, WriterStopped):
+        return ServiceUnavailable(f"storage: {exc}; nothing was stored")
+    if is_disk_error(exc):
+        # The real error is kept: the operator reading the client's log learns what happened.
+        return ServiceUnavailable(f"storage: the disk is full or failing ({exc}); nothing was stored",
+                                  retry_after_seconds=60)
+    return StorageFailed(f"storage: commit failed ({type(exc).__name__}); nothing was stored, resend")
 
 
 def _window(gateway: Gateway, received_ms: int) -> TimeWindow:
@@ -126,10 +138,8 @@ async def _store(gateway: Gateway, dispatched: Dispatched) -> WriteResult:
     """Commit a request's rows; then its new live rows extend the live sessions (SPEC §5.3)."""
     try:
         result = await gateway.writer.write(dispatched.write)
-    except WriterStopped as exc:
-        raise ServiceUnavailable(f"storage: {exc}; nothing was stored") from exc
-    except duckdb.Error as exc:
-        raise StorageFailed(f"storage: commit failed ({type(exc).__name__}); nothing was stored, resend") from exc
+    except (WriterStopped, duckdb.Error) as exc:
+        raise _storage_error(exc) from exc
     events = dispatched.write.events
     gateway.live.record([events[p] for p in dispatched.live_positions if p not in result.duplicates])
     return result
@@ -141,14 +151,19 @@ async def track(request: Request[Any, Any, Any]) -> Response[bytes]:
     gateway = _gateway(request)
     received_ms = gateway.clock()
     client, body = await _authenticated_body(request, gateway)
-    outcome = validate_item(0, body, _window(gateway, received_ms), revenue_allowed=client.has_secret)
-    if isinstance(outcome, Rejection):
-        raise BadRequest(outcome.error)
     context = await _context(request, gateway, client, received_ms)
-    if context.agent.kind is AgentKind.BOT:
-        bot = {"name": context.agent.browser, "userAgent": context.user_agent}
-        return _json({"bot": bot}, 202)
-    dispatched = dispatch(context, [outcome])
+    refused = {0: LONE_SURROGATE_ERROR} if lone_surrogates(body) else {}
+    prepared = await asyncio.to_thread(
+        prepare_rows, [body], refused, context, _window(gateway, received_ms), _limits(gateway), client.has_secret
+    )
+    if prepared.rejected:
+        rejection = prepared.rejected[0]
+        if rejection.reason is Reason.BOT:
+            return _json({"bot": {"name": context.agent.browser, "userAgent": context.user_agent}}, 202)
+        if rejection.reason is Reason.INTERNAL:
+            raise StorageFailed(rejection.error)
+        raise BadRequest(rejection.error)
+    dispatched = prepared.dispatched
     result = await _store(gateway, dispatched)
     if 0 in result.rejected:
         raise BadRequest(result.rejected[0])
@@ -165,26 +180,18 @@ async def track_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
     gateway = _gateway(request)
     received_ms = gateway.clock()
     client, body = await _authenticated_body(request, gateway)
-    items = _decode_envelope(body, gateway.settings.limits.max_batch_events)
-
-    window = _window(gateway, received_ms)
-    valid: list[ValidEvent] = []
-    rejected: list[Rejection] = []
-    for index, raw in enumerate(items):
-        outcome = validate_item(index, raw, window, revenue_allowed=client.has_secret)
-        (rejected if isinstance(outcome, Rejection) else valid).append(outcome)  # type: ignore[arg-type]
-
     context = await _context(request, gateway, client, received_ms)
-    if context.agent.kind is AgentKind.BOT:
-        rejected.extend(_bot_rejections(context, valid))
-        valid = []
-    dispatched = dispatch(context, valid)
-    result = await _store(gateway, dispatched)
+    prepared = await asyncio.to_thread(
+        _prepare_batch, body, gateway.settings.limits.max_batch_events, context, _window(gateway, received_ms),
+        _limits(gateway), client.has_secret,
+    )
+    result = await _store(gateway, prepared.dispatched)
+    rejected = prepared.rejected
     rejected.extend(Rejection(index, Reason.VALIDATION, message) for index, message in result.rejected.items())
 
     duplicates = len(result.duplicates)
-    accepted = len(valid) - len(result.rejected) - duplicates
-    if accepted + duplicates + len(rejected) != len(items):  # an outcome was lost: never answer that
+    accepted = prepared.valid_count - len(result.rejected) - duplicates
+    if accepted + duplicates + len(rejected) != prepared.item_count:  # an outcome was lost: never answer that
         raise AssertionError("outcomes do not add up to the events received")
     rejected.sort(key=lambda rejection: rejection.index)
     return _json(
@@ -197,25 +204,21 @@ async def track_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
     )
 
 
-def _decode_envelope(body: bytes, max_events: int) -> list[msgspec.Raw]:
-    try:
-        envelope = wire.envelope_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        text, _, where = str(exc).partition(" - at `$")
-        key = where.rstrip("`").lstrip(".") or "body"
-        raise BadRequest(f"{key}: {text[:1].lower()}{text[1:]}") from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"body: not valid JSON ({exc})") from None
-    except UnicodeDecodeError:
-        raise BadRequest("body: strings must be valid UTF-8") from None
-    except RecursionError:
-        raise BadRequest("body: nested too deeply") from None
-    count = len(envelope.events)
-    if count == 0:
-        raise BadRequest("events: must hold at least one event")
-    if count > max_events:
-        raise BadRequest(f"events: at most {max_events} events per request, got {count}")
-    return envelope.events
+def _prepare_batch(
+    body: bytes, max_events: int, context: RequestContext, window: TimeWindow, limits: PropertyLimits,
+    revenue_allowed: bool,
+) -> PreparedRows:
+    """Split the envelope and prepare its rows; runs in a worker thread."""
+    split = split_batch(body, max_events)
+    return prepare_rows(split.items, split.refused, context, window, limits, revenue_allowed)
+
+
+def _limits(gateway: Gateway) -> PropertyLimits:
+    limits = gateway.settings.limits
+    return PropertyLimits(
+        max_bytes=limits.max_properties_bytes, max_keys=limits.max_property_keys,
+        max_array_items=limits.max_array_items, max_string_chars=limits.max_string_chars,
+    )
 
 
 @get("/track/device-id")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -23,19 +24,22 @@ _START_TIMEOUT_SECONDS = 30.0
 class GatewayServer:
     """One gateway process over a config folder; can be started again after it stops."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, max_open_files: int | None = None) -> None:
         self.folder = folder
+        self.max_open_files = max_open_files  # RLIMIT_NOFILE (soft and hard) of the server process
         self.config = folder / "config.toml"
         self.database = folder / "var" / "gateway.duckdb"
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
         self.output: list[str] = []
 
-    def start(self) -> GatewayServer:
+    def start(self, wait_ready: bool = True) -> GatewayServer:
+        """Start and wait until /readyz answers 200 (or only until it listens: `wait_ready=False`)."""
         self.output = []
         self.process = subprocess.Popen(
             [sys.executable, "-m", "appliance", "serve", "--config", str(self.config)],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            preexec_fn=self._limit_open_files if self.max_open_files else None,
         )
         assert self.process.stdout is not None
         deadline = time.monotonic() + _START_TIMEOUT_SECONDS
@@ -53,6 +57,8 @@ class GatewayServer:
             raise RuntimeError("gateway did not start:\n" + "".join(self.output))
         # Keep draining the output so the server never blocks on a full pipe.
         threading.Thread(target=self._drain, args=(self.process,), daemon=True).start()
+        if not wait_ready:
+            return self
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
@@ -61,6 +67,10 @@ class GatewayServer:
                 pass
             time.sleep(0.05)
         raise RuntimeError("gateway never became ready:\n" + "".join(self.output))
+
+    def _limit_open_files(self) -> None:
+        assert self.max_open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.max_open_files, self.max_open_files))
 
     def _drain(self, process: subprocess.Popen[str]) -> None:
         assert process.stdout is not None

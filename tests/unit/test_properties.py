@@ -28,3 +28,52 @@ def test_nested_objects_become_dotted_keys_and_values_strings() -> None:
         "off": "false",
         "__insertId": "keep-me",
     }
+
+
+# ---- limits (issue: amplification) ------------------------------------------------------------
+
+import msgspec  # noqa: E402
+import pytest  # noqa: E402
+
+from appliance.properties import PropertiesInvalid, PropertyLimits, decode_properties  # noqa: E402
+
+LIMITS = PropertyLimits(max_bytes=4096, max_keys=50, max_array_items=20, max_string_chars=100)
+
+
+def test_raw_properties_over_the_byte_limit_are_refused_before_decoding() -> None:
+    raw = msgspec.Raw(b'{"a":[' + b",".join([b"0"] * 3000) + b"]}")
+    with pytest.raises(PropertiesInvalid, match="larger than 4096 bytes"):
+        decode_properties(raw, LIMITS)
+
+
+def test_within_limits_is_flattened_unchanged() -> None:
+    properties = decode_properties(msgspec.Raw(b'{"a":[1,2,3],"b":{"c":"d"}}'), LIMITS)
+    assert flatten_properties(properties, LIMITS) == {"a.0": "1", "a.1": "2", "a.2": "3", "b.c": "d"}
+
+
+@pytest.mark.parametrize(
+    ("properties", "message"),
+    [
+        ({"a": list(range(21))}, "a: more than 20 array items"),
+        ({f"k{n}": n for n in range(51)}, "more than 50 keys"),
+        ({"a": [{"b": n} for n in range(20)], "c": [[1, 2]] * 10}, "more than 50 keys"),  # every level counts
+        ({"a": "x" * 101}, "a: string longer than 100 characters"),
+        ({"k" * 101: 1}, "key longer than 100 characters"),
+        # Long names repeated in every dotted key: small as JSON, large once flattened.
+        ({"n" * 100: {"m" * 100: list(range(20))}}, "more than 4096 bytes once flattened"),
+    ],
+)
+def test_limits_name_what_was_passed(properties: dict[str, object], message: str) -> None:
+    with pytest.raises(PropertiesInvalid, match=message):
+        flatten_properties(properties, LIMITS)
+
+
+def test_exactly_at_the_limits_is_allowed() -> None:
+    flat = flatten_properties({"a": ["x" * 100] * 20}, PropertyLimits(max_keys=21, max_array_items=20,
+                                                                      max_string_chars=100))
+    assert len(flat) == 20
+
+
+def test_properties_must_be_an_object() -> None:
+    with pytest.raises(PropertiesInvalid, match="expected `object`, got `array`"):
+        decode_properties(msgspec.Raw(b"[1]"), LIMITS)

@@ -24,6 +24,16 @@ WINDOW = TimeWindow(RECEIVED, max_age_days=5, future_tolerance_seconds=60)
         ("", None),
         (True, None),
         ({"a": 1}, None),
+        # str.isdigit() holds for these, int() refuses them: they are no time at all, never an error.
+        ("²", None),
+        ("①", None),
+        ("١٢٣", None),
+        ("1" * 5000, None),
+        ("9" * 19, None),
+        (1e300, None),
+        (-(10**30), None),
+        ("0001-01-01T00:00:00+01:00", None),
+        ("9999-12-31T23:59:59.999Z", 253402300799999),
     ],
 )
 def test_parse(value: object, expected: int | None) -> None:
