@@ -39,6 +39,17 @@ class ServerSettings(_Section, frozen=True):
     trusted_proxies: list[str] = []
     admin_networks: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
     graceful_shutdown_seconds: Annotated[float, msgspec.Meta(gt=0)] = 20.0
+    # Who may scrape GET /metrics (Prometheus on the box, or the monitoring host's address).
+    metrics_networks: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
+
+
+class LoggingSettings(_Section, frozen=True):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+    # How often a line sums up what was ingested (0 = never).
+    summary_interval_seconds: Annotated[float, msgspec.Meta(ge=0)] = 300.0
+    # The same cause of a 401 or a rejection is logged at most once per this many seconds.
+    repeat_interval_seconds: Annotated[float, msgspec.Meta(ge=0)] = 60.0
 
 
 class StorageSettings(_Section, frozen=True):
@@ -93,6 +104,14 @@ class SyncSettings(_Section, frozen=True):
     batch_rows: Annotated[int, msgspec.Meta(ge=1)] = 50000
 
 
+class HealthSettings(_Section, frozen=True):
+    # /healthz/upstream and `status` report the upstream as failing once no sync pass has
+    # succeeded for this long (an unreachable ClickHouse is otherwise only visible in the backlog).
+    max_upstream_silence_seconds: Annotated[float, msgspec.Meta(gt=0)] = 900.0
+    # systemd's watchdog is fed only while a no-op call through the writer returns within this.
+    watchdog_writer_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+
+
 class ProjectSettings(_Section, frozen=True):
     id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     client_id: str
@@ -103,6 +122,8 @@ class ProjectSettings(_Section, frozen=True):
 class Settings(_Section, frozen=True):
     gateway: GatewaySettings = GatewaySettings()
     server: ServerSettings = ServerSettings()
+    logging: LoggingSettings = LoggingSettings()
+    health: HealthSettings = HealthSettings()
     storage: StorageSettings = StorageSettings()
     limits: LimitSettings = LimitSettings()
     sessions: SessionSettings = SessionSettings()
@@ -205,7 +226,7 @@ def _check(settings: Settings) -> None:
             raise SettingsError(f"{where}.client_id: client id {project.client_id!r} is used twice")
         seen_ids.add(project.id)
         seen_clients.add(project.client_id)
-    for key in ("trusted_proxies", "admin_networks"):
+    for key in ("trusted_proxies", "admin_networks", "metrics_networks"):
         for index, network in enumerate(getattr(settings.server, key)):
             try:
                 ipaddress.ip_network(network, strict=False)

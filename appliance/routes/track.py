@@ -7,6 +7,7 @@ answer only after the writer has committed them.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import duckdb
@@ -95,13 +96,21 @@ def _window(gateway: Gateway, received_ms: int) -> TimeWindow:
     return TimeWindow(received_ms, limits.max_event_age_days, limits.future_tolerance_seconds)
 
 
-async def _store(gateway: Gateway, dispatched: Dispatched) -> WriteResult:
-    """Commit a request's rows; then its new live rows extend the live sessions (SPEC §5.3)."""
+def _count(gateway: Gateway, project: ProjectSettings, **outcomes: int) -> None:
+    """Add a request's outcomes to `gateway_events_total` (once per request, not per event)."""
+    gateway.metrics.count_events(project.id, outcomes)
+
+
+async def _store(gateway: Gateway, dispatched: Dispatched, project: ProjectSettings, items: int) -> WriteResult:
+    """Commit a request's rows; then its new live rows extend the live sessions (SPEC §5.3).
+    When nothing could be stored, the request's `items` valid events count as `internal`."""
     try:
         result = await gateway.writer.write(dispatched.write)
     except WriterStopped as exc:
+        _count(gateway, project, internal=items)
         raise ServiceUnavailable(f"storage: {exc}; nothing was stored") from exc
     except duckdb.Error as exc:
+        _count(gateway, project, internal=items)
         raise StorageFailed(f"storage: commit failed ({type(exc).__name__}); nothing was stored, resend") from exc
     events = dispatched.write.events
     gateway.live.record([events[p] for p in dispatched.live_positions if p not in result.duplicates])
@@ -117,19 +126,23 @@ async def track(request: Request[Any, Any, Any]) -> Response[bytes]:
     body = await _accept_body(request, gateway)
     outcome = validate_item(0, body, _window(gateway, received_ms))
     if isinstance(outcome, Rejection):
+        _count(gateway, project, validation=1)
         raise BadRequest(outcome.error)
     context = await _context(request, gateway, project, received_ms)
     if context.agent.kind is AgentKind.BOT:
+        _count(gateway, project, bot=1)
         bot = {"name": context.agent.browser, "userAgent": context.user_agent}
         return _json({"bot": bot}, 202)
     dispatched = dispatch(context, [outcome])
-    result = await _store(gateway, dispatched)
+    result = await _store(gateway, dispatched, project, 1)
     if 0 in result.rejected:
+        _count(gateway, project, validation=1)
         raise BadRequest(result.rejected[0])
     device, session = dispatched.identity_by_index[0]
     if 0 in result.duplicates:
         stored = result.duplicates[0]
         device, session = stored.device_id, stored.session_id
+    _count(gateway, project, duplicate=1 if 0 in result.duplicates else 0, accepted=0 if 0 in result.duplicates else 1)
     return _json(wire.TrackResponse(deviceId=device, sessionId=session), 200)
 
 
@@ -154,7 +167,11 @@ async def track_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
         rejected.extend(_bot_rejections(context, valid))
         valid = []
     dispatched = dispatch(context, valid)
-    result = await _store(gateway, dispatched)
+    try:
+        result = await _store(gateway, dispatched, project, len(valid))
+    except (ServiceUnavailable, StorageFailed):
+        _count_rejections(gateway, project, rejected)
+        raise
     rejected.extend(Rejection(index, Reason.VALIDATION, message) for index, message in result.rejected.items())
 
     duplicates = len(result.duplicates)
@@ -162,6 +179,8 @@ async def track_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
     if accepted + duplicates + len(rejected) != len(items):  # an outcome was lost: never answer that
         raise AssertionError("outcomes do not add up to the events received")
     rejected.sort(key=lambda rejection: rejection.index)
+    _count(gateway, project, accepted=accepted, duplicate=duplicates)
+    _count_rejections(gateway, project, rejected)
     return _json(
         wire.BatchResponse(
             accepted=accepted,
@@ -170,6 +189,21 @@ async def track_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
         ),
         202,
     )
+
+
+def _count_rejections(gateway: Gateway, project: ProjectSettings, rejected: list[Rejection]) -> None:
+    """Count rejected rows by reason; log the first validation error, rate-limited per project."""
+    by_reason: dict[str, int] = {}
+    first_invalid: Rejection | None = None
+    for rejection in rejected:
+        by_reason[rejection.reason] = by_reason.get(rejection.reason, 0) + 1
+        if first_invalid is None and rejection.reason is Reason.VALIDATION:
+            first_invalid = rejection
+    _count(gateway, project, **by_reason)
+    if first_invalid is not None:
+        gateway.refusals.log(logging.WARNING, f"rows {project.id}", "project %s: %d row(s) rejected in a batch, "
+                             "e.g. row %d: %s", project.id, by_reason[Reason.VALIDATION], first_invalid.index,
+                             first_invalid.error)
 
 
 def _decode_envelope(body: bytes, max_events: int) -> list[msgspec.Raw]:
