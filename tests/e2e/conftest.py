@@ -23,8 +23,9 @@ _START_TIMEOUT_SECONDS = 30.0
 class GatewayServer:
     """One gateway process over a config folder; can be started again after it stops."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, env: dict[str, str] | None = None) -> None:
         self.folder = folder
+        self.env = {**os.environ, **env} if env else None
         self.config = folder / "config.toml"
         self.database = folder / "var" / "gateway.duckdb"
         self.process: subprocess.Popen[str] | None = None
@@ -36,7 +37,7 @@ class GatewayServer:
         self.output = []
         self.process = subprocess.Popen(
             [sys.executable, "-m", "appliance", "serve", "--config", str(self.config)],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env,
         )
         assert self.process.stdout is not None
         deadline = time.monotonic() + _START_TIMEOUT_SECONDS
