@@ -25,6 +25,7 @@ from appliance.request_metrics import request_metrics_middleware
 from appliance.routes.admin import backup, status, sync_now
 from appliance.routes.health import healthz, readyz
 from appliance.routes.metrics import metrics
+from appliance.routes.status_page import status_page
 from appliance.routes.track import device_id, track, track_batch
 from appliance.routes.upstream_health import upstream_health
 from appliance.scheduler import build_scheduler
@@ -99,7 +100,7 @@ def create_app(settings: Settings, clock: Callable[[], int] | None = None) -> Li
 
     return Litestar(
         route_handlers=[track, track_batch, device_id, healthz, readyz, status, sync_now,
-                        metrics, upstream_health, backup],
+                        metrics, upstream_health, backup, status_page],
         lifespan=[lifespan],
         middleware=[request_metrics_middleware],
         exception_handlers={

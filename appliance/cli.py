@@ -151,13 +151,14 @@ def status(settings: Settings, *, as_json: bool = False) -> int:
             return DOWN
         with connection:
             body = {**ledger.status(connection), "gateway": "not running"}
-    code, reasons = _health(body)
+    code, reasons = health_of(body)
     body["health"] = {"code": code, "state": ("healthy", "degraded", "down")[code], "reasons": reasons}
     print(json.dumps(body, indent=2, default=str) if as_json else _table(body))
     return code
 
 
-def _health(body: dict[str, Any]) -> tuple[int, list[str]]:
+def health_of(body: dict[str, Any]) -> tuple[int, list[str]]:
+    """(0 healthy | 1 degraded | 2 down, the reasons) of an `/admin/status` body."""
     if body.get("gateway") == "not running":
         return DOWN, ["the gateway is not running"]
     reasons = []

@@ -23,6 +23,7 @@ from appliance.enrich.client_ip import IPNetwork, parse_networks
 from appliance.enrich.geo import GeoLocator
 from appliance.enrich.referrer import ReferrerTable
 from appliance.enrich.useragent import classify
+from appliance.history import History, Sample, event_totals
 from appliance.logs import RateLimitedLog
 from appliance.metrics import GatewayMetrics
 from appliance.sessions import LiveSessions
@@ -72,6 +73,7 @@ class Gateway:
         self.metrics = GatewayMetrics(settings.gateway.id)
         self.writer.on_commit = self.metrics.commit_duration.observe
         # 401s and rejected rows: each cause logged once per interval, with the count held back.
+        self.history = History()  # the last hour of numbers, for the status page's charts
         self.refusals = RateLimitedLog(logging.getLogger("appliance.refusals"),
                                        settings.logging.repeat_interval_seconds)
         if self.sync is not None:
@@ -189,6 +191,27 @@ class Gateway:
             accepting=self.writer.running and self.disk.problem() is None,
         )
         return state
+
+    async def sample_now(self) -> Sample:
+        """The numbers of this moment (not kept)."""
+        return Sample(*(await self._sample()))
+
+    async def record_history(self) -> None:
+        """Keep this moment's numbers for the status page's charts (a scheduled job)."""
+        at, _, _, backlog_rows = await self._sample()
+        self.history.add(at, self.metrics, backlog_rows)
+
+    async def _sample(self) -> tuple[float, float, float, int]:
+        def backlog_rows() -> int:
+            reader = self.writer.reader()
+            try:
+                return sum(entry["rows"] for entry in ledger.backlog(reader).values())
+            finally:
+                reader.close()
+
+        rows = await asyncio.to_thread(backlog_rows)
+        totals = event_totals(self.metrics)
+        return time.time(), totals["accepted"], totals["validation"] + totals["internal"], rows
 
     # ---- scheduled jobs (appliance.scheduler) ----------------------------------------------------
 

@@ -26,7 +26,8 @@ class Forbidden(GatewayError):
     status_code = 403
 
 
-def _admin(request: Request[Any, Any, Any]) -> Gateway:
+def admin_gateway(request: Request[Any, Any, Any]) -> Gateway:
+    """The gateway, for a peer inside `server.admin_networks`; else 403."""
     gateway: Gateway = request.app.state.gateway
     if not peer_in(request, gateway.admin_networks):
         raise Forbidden("admin endpoints answer only clients in server.admin_networks (loopback by default)")
@@ -36,7 +37,7 @@ def _admin(request: Request[Any, Any, Any]) -> Gateway:
 @get("/admin/status")
 async def status(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Backlog per table, last sync result, open sessions; identity, readiness and disk."""
-    gateway = _admin(request)
+    gateway = admin_gateway(request)
     body = await gateway.status()
     body.update(await identity_and_health(gateway))
     return Response(content=wire.encoder.encode(body), media_type="application/json")
@@ -45,7 +46,7 @@ async def status(request: Request[Any, Any, Any]) -> Response[bytes]:
 @post("/admin/sync", status_code=200)
 async def sync_now(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Run one sync pass now (at most `?max_batches=N` batches, for progress) and answer its result."""
-    gateway = _admin(request)
+    gateway = admin_gateway(request)
     limit = request.query_params.get("max_batches", "")
     max_batches = int(limit) if limit.isdigit() and int(limit) > 0 else None
     if gateway.sync is None:
@@ -71,7 +72,7 @@ class BackupRequest(msgspec.Struct, forbid_unknown_fields=True):
 @post("/admin/backup", status_code=200)
 async def backup(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Copy the store to a new DuckDB file at `{"path"}`, between two commits (a consistent copy)."""
-    gateway = _admin(request)
+    gateway = admin_gateway(request)
     try:
         target = msgspec.json.decode(await request.body(), type=BackupRequest)
     except msgspec.DecodeError as exc:
