@@ -63,7 +63,7 @@ def test_status_page_renders_in_chromium(tmp_path: Path) -> None:
     for chart in ("accepted-chart", "rejected-chart", "backlog-chart"):
         assert page["charts"][chart]["width"] >= 480 and page["charts"][chart]["height"] >= 120  # plus its border
     assert page["charts"]["accepted-chart"]["points"] >= 1 and page["charts"]["backlog-chart"]["points"] >= 2
-    assert page["requests"] == [f"{gateway.url}/admin"]  # nothing else was fetched
+    assert set(page["requests"]) == {f"{gateway.url}/admin"}  # nothing else was fetched (a refresh may repeat it)
     assert page["consoleErrors"] == []
     assert screenshot.stat().st_size > 10_000
 
