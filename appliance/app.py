@@ -16,9 +16,8 @@ from typing import Any
 
 from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException
-from litestar.openapi import OpenAPIConfig
 
-from appliance import __version__, wire
+from appliance import wire
 from appliance.errors import GatewayError
 from appliance.gateway import Gateway
 from appliance.request_metrics import request_metrics_middleware
@@ -29,6 +28,7 @@ from appliance.routes.status_page import status_page
 from appliance.routes.track import device_id, track, track_batch
 from appliance.routes.upstream_health import upstream_health
 from appliance.scheduler import build_scheduler
+from appliance.schema import openapi_config
 from appliance.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,6 @@ def create_app(settings: Settings, clock: Callable[[], int] | None = None) -> Li
         request_max_body_size=None,
         # One log format for the whole process (appliance.logs), not Litestar's own handler.
         logging_config=None,
-        openapi_config=OpenAPIConfig(title="Edge analytics gateway", version=__version__, path="/schema"),
+        openapi_config=openapi_config(),
         debug=False,
     )

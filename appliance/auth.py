@@ -1,4 +1,4 @@
-"""Project authentication (SPEC §3.1).
+"""Project authentication (docs/contract.md §3.1).
 
 Input: the request's `openpanel-client-id` and `openpanel-client-secret` headers. Output: the
 configured project, or `Unauthorized` naming what is missing or wrong. Secrets are compared in

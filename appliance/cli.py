@@ -1,4 +1,4 @@
-"""Operator commands: `check`, `upstream-init`, `sync`, `status`, `backup` (SPEC §3.6, §10).
+"""Operator commands: `check`, `upstream-init`, `sync`, `status`, `backup` (docs/contract.md §3.6, §10).
 
 Only one process can open the DuckDB file, so `sync` and `status` ask the running gateway
 through its loopback admin endpoints; when no gateway answers they open the files themselves.

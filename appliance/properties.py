@@ -1,4 +1,4 @@
-"""Stored properties: flat `string → string` (SPEC §6.3).
+"""Stored properties: flat `string → string` (docs/contract.md §6.3).
 
 Input: a payload's `properties` object. Output: a flat dict whose nested objects became dotted
 keys and lists `key.0`, `key.1`…; `null` and `""` are dropped, booleans become `true`/`false`,

@@ -1,4 +1,4 @@
-"""Typed settings, loaded once from `config.toml` (SPEC §2).
+"""Typed settings, loaded once from `config.toml` (docs/contract.md §2).
 
 Input: the path of a TOML file. Output: a frozen `Settings` tree that every other part of the
 gateway receives explicitly (`create_app(settings)`); nothing reads files or the environment at

@@ -89,13 +89,14 @@ def _per_minute(samples: list[Sample], now_seconds: float, value: Any, window_se
 
 
 def _chart(samples: list[Sample], now_seconds: float, value: Any, *, per_minute: bool, label: str) -> str:
-    """A line over the last hour; counters are drawn as their per-minute increase."""
+    """A line over the last hour; counters are drawn as steps of their per-minute increase."""
     points: list[tuple[float, float]] = []
     if per_minute:
         for before, after in itertools.pairwise(samples):
             seconds = after.at_seconds - before.at_seconds
-            if seconds > 0:
-                points.append((after.at_seconds, max(0.0, value(after) - value(before)) * 60 / seconds))
+            if seconds > 0:  # a step per interval: its rate from one sample to the next
+                rate = max(0.0, value(after) - value(before)) * 60 / seconds
+                points += [(before.at_seconds, rate), (after.at_seconds, rate)]
     else:
         points = [(sample.at_seconds, float(value(sample))) for sample in samples]
     start = now_seconds - 3600

@@ -1,4 +1,4 @@
-"""Event time from `__timestamp` (SPEC §4).
+"""Event time from `__timestamp` (docs/contract.md §4).
 
 Input: the raw `__timestamp` value and the request's receive time (epoch ms). Output: the
 event's time in epoch milliseconds (UTC), or `TooOld` when it is past the acceptance window.

@@ -1,4 +1,4 @@
-"""The single writer: one thread owns the DuckDB write connection (SPEC §8).
+"""The single writer: one thread owns the DuckDB write connection (docs/contract.md §8).
 
 Input: `WriteRequest`s from request handlers (`await writer.write(...)`) and maintenance calls
 from the scheduler (`await writer.call(...)`). Output: committed transactions (`storage.store`)

@@ -1,4 +1,4 @@
-"""One sync pass (SPEC §10): every table's backlog, batch by batch, exactly once.
+"""One sync pass (docs/contract.md §10): every table's backlog, batch by batch, exactly once.
 
 A pass first reads the upstream's tables as they are (`Upstream.describe`) and plans, per
 table, which columns to send (`sync.upstream_tables.plan_table`); a table whose types cannot

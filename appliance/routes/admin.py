@@ -1,4 +1,4 @@
-"""`GET /admin/status`, `POST /admin/sync` and `POST /admin/backup` (SPEC §3.6), for operators
+"""`GET /admin/status`, `POST /admin/sync` and `POST /admin/backup` (docs/contract.md §3.6), for operators
 and the CLI.
 
 They answer only peers inside `server.admin_networks` (loopback by default), whatever the

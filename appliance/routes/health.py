@@ -1,4 +1,4 @@
-"""`GET /healthz` (the process answers) and `GET /readyz` (it can store events) (SPEC §3.6)."""
+"""`GET /healthz` (the process answers) and `GET /readyz` (it can store events) (docs/contract.md §3.6)."""
 
 from __future__ import annotations
 

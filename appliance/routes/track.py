@@ -1,4 +1,4 @@
-"""`POST /track`, `POST /track/batch`, `GET /track/device-id` (SPEC §3).
+"""`POST /track`, `POST /track/batch`, `GET /track/device-id` (docs/contract.md §3).
 
 Each handler walks the event's path: authenticate, check capacity, read the body within its
 limits, decode with the prebuilt msgspec decoders, validate per row, dispatch to rows, and
@@ -74,7 +74,7 @@ async def _context(
 
 
 def _bot_rejections(context: RequestContext, events: list[ValidEvent]) -> list[Rejection]:
-    """A crawler's events are acknowledged and counted, never stored (SPEC §6.1)."""
+    """A crawler's events are acknowledged and counted, never stored (docs/contract.md §6.1)."""
     return [Rejection(e.index, Reason.BOT, f"bot: {context.agent.browser or 'crawler'}") for e in events]
 
 
@@ -102,7 +102,7 @@ def _count(gateway: Gateway, project: ProjectSettings, **outcomes: int) -> None:
 
 
 async def _store(gateway: Gateway, dispatched: Dispatched, project: ProjectSettings, items: int) -> WriteResult:
-    """Commit a request's rows; then its new live rows extend the live sessions (SPEC §5.3).
+    """Commit a request's rows; then its new live rows extend the live sessions (docs/contract.md §5.3).
     When nothing could be stored, the request's `items` valid events count as `internal`."""
     try:
         result = await gateway.writer.write(dispatched.write)
@@ -117,7 +117,8 @@ async def _store(gateway: Gateway, dispatched: Dispatched, project: ProjectSetti
     return result
 
 
-@post("/track", status_code=200)
+@post("/track", status_code=200,
+      response_description="The event is committed to the gateway's disk (or was before: a duplicate)")
 async def track(request: Request[Any, Any, Any]) -> Response[bytes]:
     """One event; `200 {deviceId, sessionId}` once it is stored (or was stored before)."""
     gateway = _gateway(request)
@@ -146,9 +147,11 @@ async def track(request: Request[Any, Any, Any]) -> Response[bytes]:
     return _json(wire.TrackResponse(deviceId=device, sessionId=session), 200)
 
 
-@post("/track/batch", status_code=202)
+@post("/track/batch", status_code=202,
+      response_description="Every event answered on its own: accepted and duplicate events are committed to the "
+                           "gateway's disk before this answer; rejected ones are listed with index and reason")
 async def track_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
-    """Up to `max_batch_events` events, each answered on its own (SPEC §3.4)."""
+    """Up to `max_batch_events` events, each answered on its own (docs/contract.md §3.4)."""
     gateway = _gateway(request)
     received_ms = gateway.clock()
     project = _authenticate(request, gateway)
@@ -235,7 +238,7 @@ async def device_id(request: Request[Any, Any, Any]) -> Response[bytes]:
     project = _authenticate(request, gateway)
     context = await _context(request, gateway, project, received_ms)
     device = derive_device_id(context.user_agent, context.client_ip, project.id, context.salt)
-    is_server = context.agent.kind is AgentKind.SERVER  # servers get no sessions (SPEC §7)
+    is_server = context.agent.kind is AgentKind.SERVER  # servers get no sessions (docs/contract.md §7)
     session = "" if is_server else session_id_for(project.id, device, received_ms, gateway.session_timeout_ms)
     return _json(
         wire.DeviceIdResponse(

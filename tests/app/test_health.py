@@ -1,4 +1,4 @@
-"""Health, readiness and the disk cap (SPEC §3.6, §9)."""
+"""Health, readiness and the disk cap (docs/contract.md §3.6, §9)."""
 
 from __future__ import annotations
 

@@ -68,11 +68,23 @@ def test_status_page_renders_in_chromium(tmp_path: Path) -> None:
     assert screenshot.stat().st_size > 10_000
 
 
-def test_status_page_only_for_admin_networks(tmp_path: Path) -> None:
+def test_status_page_and_schema_only_for_admin_networks(tmp_path: Path) -> None:
     write_config(tmp_path, server={"admin_networks": ["10.0.0.0/8"]})
     gateway = GatewayServer(tmp_path).start()
     try:
-        refused = httpx.get(f"{gateway.url}/admin")
-        assert refused.status_code == 403 and "admin_networks" in refused.json()["message"]
+        for path in ("/admin", "/schema", "/schema/openapi.json"):
+            refused = httpx.get(f"{gateway.url}{path}")
+            assert refused.status_code == 403 and "admin_networks" in refused.json()["message"], path
     finally:
         assert gateway.stop() == 0
+
+
+def test_schema_is_plain_json_and_says_what_a_2xx_means(server: GatewayServer) -> None:
+    schema = httpx.get(f"{server.url}/schema")
+    assert schema.status_code == 200 and "json" in schema.headers["content-type"]
+    document = schema.json()
+    assert "://" not in schema.text  # nothing to fetch from anywhere
+    batch = document["paths"]["/track/batch"]["post"]["responses"]["202"]["description"]
+    assert "committed to the gateway's disk before this answer" in batch
+    assert "off-line" not in schema.text
+    assert "committed to the gateway's disk" in document["paths"]["/track"]["post"]["responses"]["200"]["description"]
