@@ -90,6 +90,9 @@ def create_app(settings: Settings, clock: Callable[[], int] | None = None) -> Li
             app.state.startup_error = f"cannot start: {type(exc).__name__}: {first_line}"
             raise
         app.state.gateway = gateway
+        # The status page's first point; taken here, not by a job, so no read is still running
+        # on the store when a short-lived app shuts down.
+        await gateway.record_history()
         scheduler = build_scheduler(gateway)
         scheduler.start()
         try:

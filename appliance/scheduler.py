@@ -51,9 +51,9 @@ def build_scheduler(gateway: Gateway) -> AsyncIOScheduler:
     scheduler.add_job(_guarded("salt-rotation", gateway.rotate_salt), "cron", hour=0, minute=0, second=0,
                       id="salt-rotation")
     scheduler.add_job(_guarded("retention", gateway.apply_retention), "cron", hour=3, minute=17, id="retention")
-    # Starts at once, so the status page has a first point to draw from.
+    # The first sample is taken by the lifespan before the first request (appliance.app).
     scheduler.add_job(_guarded("status-history", gateway.record_history), "interval", seconds=SAMPLE_SECONDS,
-                      id="status-history", next_run_time=dt.datetime.now(dt.UTC))
+                      id="status-history")
     if settings.logging.summary_interval_seconds > 0:
         summary = IngestSummary(gateway.metrics)
         scheduler.add_job(_guarded("ingest-summary", _summarise(summary, gateway)), "interval",

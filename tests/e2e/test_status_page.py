@@ -83,6 +83,7 @@ def test_schema_is_plain_json_and_says_what_a_2xx_means(server: GatewayServer) -
     schema = httpx.get(f"{server.url}/schema")
     assert schema.status_code == 200 and "json" in schema.headers["content-type"]
     document = schema.json()
+    assert {"/track", "/track/batch", "/track/device-id", "/readyz"} <= set(document["paths"])
     assert "://" not in schema.text  # nothing to fetch from anywhere
     batch = document["paths"]["/track/batch"]["post"]["responses"]["202"]["description"]
     assert "committed to the gateway's disk before this answer" in batch
