@@ -1,14 +1,18 @@
-"""Command line: `python -m appliance serve|check --config PATH`.
+"""Command line: `edge-gateway serve|check|status|sync|upstream-init|backup --config PATH`
+(also `python -m appliance …`).
 
-`serve` runs the app on uvicorn. It binds the socket itself, so `port = 0` works (tests use it)
-and the chosen address is printed before the first request is accepted. SIGTERM and SIGINT are
-uvicorn's: stop accepting, let in-flight requests finish (up to
-`server.graceful_shutdown_seconds`), run the lifespan's shutdown, exit 0.
+`serve` checks files and folders first (`appliance.preflight`), binds the socket itself (so
+`port = 0` works) and runs the app on uvicorn (`appliance.server.ManagedServer`: readiness,
+systemd notifications and watchdog, SIGHUP). Every configuration or
+environment mistake is one line naming it on stderr and exit 2. "gateway listening on URL" is
+printed only once the store is open and requests are answered; SIGTERM/SIGINT stop gracefully
+(exit 0); SIGHUP re-reads `[logging]` from the config file.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import resource
 import signal
@@ -18,10 +22,24 @@ import sys
 import msgspec
 import uvicorn
 
+from appliance import __version__
 from appliance.app import create_app
 from appliance.cli import admin_url_file
 from appliance.connections import guarded_protocol
+from appliance.logs import configure_logging
+from appliance.preflight import local_findings
+from appliance.server import ManagedServer
 from appliance.settings import Settings, SettingsError, load_settings
+
+_COMMANDS = (
+    ("serve", "run the gateway"),
+    ("check", "check the configuration, files, folders and permissions (--upstream: and the upstream)"),
+    ("upstream-init", "create the upstream ClickHouse tables when missing and check their columns"),
+    ("sync", "forward everything stored to the upstream now, with progress"),
+    ("status", "health, backlog per table, last sync (exit 0 healthy, 1 degraded, 2 down)"),
+    ("backup", "write a consistent copy of the store to a new DuckDB file, while the gateway runs"),
+)
+
 
 log = logging.getLogger("appliance")
 
@@ -30,11 +48,22 @@ log = logging.getLogger("appliance")
 _FD_HEADROOM = 256
 
 
+class StartupError(Exception):
+    """A configuration or environment mistake found while starting; the message names it."""
+
+
 def _bind(settings: Settings) -> socket.socket:
-    family = socket.AF_INET6 if ":" in settings.server.host else socket.AF_INET
+    """The listening socket, or a StartupError naming the address and the reason."""
+    host, port = settings.server.host, settings.server.port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((settings.server.host, settings.server.port))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+        raise StartupError(f"server.host/server.port: cannot listen on {host}:{port}: {reason}") from None
     sock.set_inheritable(True)
     return sock
 
@@ -63,76 +92,91 @@ def _fit_connection_cap(settings: Settings) -> Settings:
     return msgspec.structs.replace(settings, server=server)
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, config_path: str) -> int:
     """Run the gateway until SIGTERM/SIGINT; returns the exit code."""
+    problems = [finding.text for finding in local_findings(settings) if not finding.ok]
+    if problems:
+        raise StartupError(problems[0])
+    # Until the server installs its own handler, a SIGHUP must not end the process.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     settings = _fit_connection_cap(settings)
     sock = _bind(settings)
-    host, port = sock.getsockname()[:2]
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         lifespan="on",
         access_log=False,
         log_level="info",
         timeout_graceful_shutdown=int(settings.server.graceful_shutdown_seconds),
         server_header=False,
-        http=guarded_protocol(settings.server),
-        timeout_keep_alive=settings.server.keep_alive_timeout_seconds,  # type: ignore[arg-type]
         # uvicorn would rewrite the peer address from X-Forwarded-For for 127.0.0.1 on its own;
         # forwarding headers are judged by `server.trusted_proxies` alone (appliance.enrich.client_ip).
         proxy_headers=False,
+        http=guarded_protocol(settings.server),
+        timeout_keep_alive=settings.server.keep_alive_timeout_seconds,  # type: ignore[arg-type]
     )
-    server = uvicorn.Server(config)
+    configure_logging(settings.logging)  # uvicorn.Config installed its own handlers: ours again
+    server = ManagedServer(config, app, settings, config_path, admin_url_file(settings))
     # uvicorn handles SIGTERM/SIGINT itself, then re-raises the signal through the handler that
     # was installed before it. A no-op handler there makes a graceful stop exit 0 instead of
     # dying by the signal (systemd would log that as a failure).
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, lambda *_: None)
-    url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-    print(f"gateway listening on {url}", flush=True)
-    # Where operator commands find this gateway (the config may say port 0).
-    address_file = admin_url_file(settings)
-    try:
-        address_file.parent.mkdir(parents=True, exist_ok=True)
-        address_file.write_text(url + "\n")
-    except OSError as exc:  # a full disk must not stop the gateway from starting (it answers 503)
-        log.warning("cannot write %s (%s); operator commands need the address given", address_file, exc)
-    try:
-        server.run(sockets=[sock])
-    finally:
-        address_file.unlink(missing_ok=True)
+    server.run(sockets=[sock])
+    if server.startup_error is not None:
+        raise StartupError(server.startup_error)
     # uvicorn returns normally after a graceful stop; a failed startup leaves `started` False.
     return 0 if server.started else 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m appliance", description="Edge analytics gateway")
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge-gateway", description="Edge analytics gateway")
+    parser.add_argument("--version", action="version", version=f"edge-gateway {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, text in (
-        ("serve", "run the gateway"),
-        ("check", "validate the configuration and exit"),
-        ("upstream-init", "create the upstream ClickHouse tables when missing and check their columns"),
-        ("sync", "forward everything stored to the upstream now, with progress"),
-        ("status", "backlog per table, last sync, open sessions"),
-    ):
-        command = commands.add_parser(name, help=text)
+    for name, text in _COMMANDS:
+        command = commands.add_parser(name, help=text, description=text)
         command.add_argument("--config", default="config.toml", help="path of config.toml (default: ./config.toml)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if name == "check":
+            command.add_argument("--upstream", action="store_true", help="also connect to the upstream")
+        if name == "status":
+            command.add_argument("--json", action="store_true", help="print the status as JSON")
+        if name == "backup":
+            command.add_argument("destination", help="path of the new DuckDB file (must not exist)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
         settings = load_settings(args.config)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    configure_logging(settings.logging)
     if args.command == "check":
-        print(f"configuration {args.config} is valid: {len(settings.projects)} project(s)")
-        return 0
+        from appliance.cli import check
+
+        return check(settings, args.config, upstream=args.upstream)
     if args.command == "serve":
-        return serve(settings)
+        try:
+            return serve(settings, args.config)
+        except StartupError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     from appliance import cli
 
-    operator_commands = {"upstream-init": cli.upstream_init, "sync": cli.sync, "status": cli.status}
+    if args.command == "status":
+        return cli.status(settings, as_json=args.json)
+    if args.command == "backup":
+        return cli.backup(settings, args.destination)
+    operator_commands = {"upstream-init": cli.upstream_init, "sync": cli.sync}
     return operator_commands[args.command](settings)
 
 
-if __name__ == "__main__":
+def entry_point() -> None:
+    """The `edge-gateway` console script."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

@@ -1,4 +1,4 @@
-"""Project authentication (SPEC §3.1): secret clients and origin-checked (browser) clients.
+"""Project authentication (docs/contract.md §3.1): secret clients and origin-checked (browser) clients.
 
 Input: a request's `Credentials` — the client id and secret (from the `openpanel-client-id` /
 `openpanel-client-secret` headers, or `clientId` / `clientSecret` in the body as older SDKs send

@@ -63,7 +63,7 @@ def prepare_rows(
         else:
             valid.append(outcome)
     if context.agent.kind is AgentKind.BOT and valid:
-        # A crawler's events are acknowledged and counted, never stored (SPEC §6.1).
+        # A crawler's events are acknowledged and counted, never stored (docs/contract.md §6.1).
         name = context.agent.browser or "crawler"
         rejected.extend(Rejection(event.index, Reason.BOT, f"bot: {name}") for event in valid)
         valid = []

@@ -1,4 +1,4 @@
-"""Request bodies: size cap and streaming decompression (SPEC §3.5).
+"""Request bodies: size cap and streaming decompression (docs/contract.md §3.5).
 
 Input: the body as an async stream of chunks, its `Content-Encoding` and `Content-Length`.
 Output: the decompressed bytes, never more than `max_bytes` of them. Decompression runs chunk by

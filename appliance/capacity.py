@@ -1,4 +1,4 @@
-"""Disk capacity guard (SPEC §9): refuse new events before the disk is full, not after.
+"""Disk capacity guard (docs/contract.md §9): refuse new events before the disk is full, not after.
 
 Input: the storage settings. Output: `None` when there is room, else the reason there is not.
 Readings are cached for a second so the check costs nothing on the request path; the gateway

@@ -1,8 +1,10 @@
-"""Operator commands: `upstream-init`, `sync`, `status` (SPEC §3.6, §10).
+"""Operator commands: `check`, `upstream-init`, `sync`, `status`, `backup` (docs/contract.md §3.6, §10).
 
 Only one process can open the DuckDB file, so `sync` and `status` ask the running gateway
 through its loopback admin endpoints; when no gateway answers they open the files themselves.
 `sync` works through a large backlog a few batches at a time and prints progress as it goes.
+`status` prints a table (or `--json`) and exits 0 when healthy, 1 when degraded (not ready,
+last sync failed, upstream silent for too long or a table it cannot take), 2 when down.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from typing import Any
 import duckdb
 import httpx
 
+from appliance.preflight import local_findings, upstream_findings
 from appliance.settings import Settings
 from storage import ledger
+from storage.backup import copy_database
 from storage.upstream_rows import REQUIRED, TABLE_ORDER, canonical_schema
 from storage.writer import StorageWriter
 from sync.clickhouse import Upstream
@@ -116,8 +120,24 @@ def _storage_busy(settings: Settings, exc: Exception) -> int:
     return 1
 
 
-def status(settings: Settings) -> int:
-    """Print backlog and sync state, from the running gateway or from the files."""
+def check(settings: Settings, config_path: str, *, upstream: bool = False) -> int:
+    """Print every finding; 0 when all hold, 2 when any does not (the service must not start)."""
+    findings = local_findings(settings) + (upstream_findings(settings) if upstream else [])
+    for finding in findings:
+        print(f"{'ok' if finding.ok else 'problem'}: {finding.text}")
+    failed = sum(not finding.ok for finding in findings)
+    if failed:
+        print(f"configuration {config_path}: {failed} problem(s)", file=sys.stderr)
+        return 2
+    print(f"configuration {config_path} is valid: {len(settings.projects)} project(s)")
+    return 0
+
+
+HEALTHY, DEGRADED, DOWN = 0, 1, 2
+
+
+def status(settings: Settings, *, as_json: bool = False) -> int:
+    """Print health, backlog and sync state, from the running gateway or from the files."""
     url = _running_gateway(settings)
     if url is not None:
         body: dict[str, Any] = httpx.get(f"{url}/admin/status", timeout=30).json()
@@ -126,9 +146,101 @@ def status(settings: Settings) -> int:
             connection = duckdb.connect(settings.storage.path, read_only=True)
         except duckdb.IOException as exc:
             return _storage_busy(settings, exc)
+        except duckdb.Error as exc:
+            print(f"gateway not running, and {settings.storage.path} cannot be read: {exc}", file=sys.stderr)
+            return DOWN
         with connection:
             body = {**ledger.status(connection), "gateway": "not running"}
-    print(json.dumps(body, indent=2, default=str))
+    code, reasons = health_of(body)
+    body["health"] = {"code": code, "state": ("healthy", "degraded", "down")[code], "reasons": reasons}
+    print(json.dumps(body, indent=2, default=str) if as_json else _table(body))
+    return code
+
+
+def health_of(body: dict[str, Any]) -> tuple[int, list[str]]:
+    """(0 healthy | 1 degraded | 2 down, the reasons) of an `/admin/status` body."""
+    if body.get("gateway") == "not running":
+        return DOWN, ["the gateway is not running"]
+    reasons = []
+    if body.get("ready") not in (None, "ready"):
+        reasons.append(f"not ready: {body['ready']}")
+    last = body.get("last_sync") or {}
+    if last.get("error"):
+        reasons.append(f"last sync failed: {last['error'].splitlines()[0][:200]}")
+    upstream = body.get("upstream_health") or {}
+    if upstream.get("status") == "failing":
+        reasons.append(upstream.get("reason", "upstream failing"))
+    reasons += [f"upstream table problem: {problem}" for problem in body.get("upstream_problems") or []]
+    return (DEGRADED if reasons else HEALTHY), reasons
+
+
+def _table(body: dict[str, Any]) -> str:
+    health = body["health"]
+    lines = [f"gateway      {body.get('gateway_id', '-')} {body.get('version', '')}  "
+             f"{health['state'].upper()}  up {_duration(body.get('uptime_seconds'))}".rstrip()]
+    lines += [f"  - {reason}" for reason in health["reasons"]]
+    if body.get("gateway") != "not running":
+        last = body.get("last_sync") or {}
+        upstream = body.get("upstream_health") or {}
+        lines.append(f"upstream     {body.get('upstream') or 'none'}  last success "
+                     f"{_ago(upstream.get('silent_seconds'))}")
+        if last:
+            sent = sum((last.get("sent_rows") or {}).values())
+            lines.append(f"last sync    {'failed: ' + last['error'][:120] if last.get('error') else 'ok'}, "
+                         f"{sent} rows sent in {last.get('seconds', 0):.1f}s")
+    lines.append(f"sessions     {body.get('open_sessions', 0)} open")
+    lines.append(f"quarantine   {body.get('quarantined_rows', 0)} rows")
+    if "disk_free_bytes" in body:
+        lines.append(f"disk         {_bytes(body['storage_bytes'])} stored, {_bytes(body['disk_free_bytes'])} free")
+    lines.append("")
+    lines.append(f"{'table':<24}{'backlog rows':>14}  oldest pending batch")
+    for table, entry in body.get("backlog", {}).items():
+        lines.append(f"{table:<24}{entry['rows']:>14}  {entry.get('oldest_pending_batch') or '-'}")
+    return "\n".join(lines)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours}h" if days else f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _ago(seconds: float | None) -> str:
+    return "n/a (no upstream)" if seconds is None else f"{_duration(seconds)} ago"
+
+
+def _bytes(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+def backup(settings: Settings, destination: str) -> int:
+    """Write a consistent copy of the store: through the running gateway, or from the file."""
+    target = str(Path(destination).resolve())
+    url = _running_gateway(settings)
+    if url is not None:
+        response = httpx.post(f"{url}/admin/backup", json={"path": target}, timeout=3600)
+        if response.status_code != 200:
+            print(f"backup failed: {response.json().get('message', response.text)}", file=sys.stderr)
+            return 1
+        size = int(response.json()["bytes"])
+    else:
+        try:
+            with duckdb.connect(settings.storage.path, read_only=True) as connection:
+                size = copy_database(connection, target)
+        except duckdb.IOException as exc:
+            return _storage_busy(settings, exc)
+        except (FileExistsError, duckdb.Error) as exc:
+            print(f"backup failed: {exc}", file=sys.stderr)
+            return 1
+    print(f"backup written to {target} ({size} bytes)")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""CORS for the ingest routes only (SPEC §3.1): browser pages on the site's web apps send here.
+"""CORS for the ingest routes only (docs/contract.md §3.1): browser pages on the site's web apps send here.
 
 Input: every request to `/track`, `/track/batch`, `/track/device-id` (this middleware sits on
 their router, so `/admin*`, `/schema`, `/healthz`, `/readyz` never get CORS headers). Output: a

@@ -1,4 +1,4 @@
-"""From validated events to the rows the writer stores: identity and three-way dispatch (SPEC §5, §7).
+"""From validated events to the rows the writer stores: identity and three-way dispatch (docs/contract.md §5, §7).
 
 Input: the request's context and its `ValidEvent`s. Output: a `WriteRequest`, the device and
 session id each item was given, and the live rows to record once committed. Every event takes
@@ -39,7 +39,7 @@ _PROFILE_CONTEXT = ("country", "city", "region", "os", "os_version", "browser", 
 
 @dataclass(frozen=True, slots=True)
 class RequestContext:
-    """What all items of one request share (SPEC §3.4)."""
+    """What all items of one request share (docs/contract.md §3.4)."""
 
     project_id: str
     received_ms: int

@@ -1,4 +1,4 @@
-"""The batch envelope: a request body split into its raw items (SPEC §3.4).
+"""The batch envelope: a request body split into its raw items (docs/contract.md §3.4).
 
 Input: the decompressed body of `POST /track/batch` and `limits.max_batch_events`. Output: the
 raw JSON of each item, plus the items refused before decoding (a lone surrogate escape). Problems

@@ -1,7 +1,7 @@
 """The gateway's error hierarchy: each error carries the HTTP answer it becomes.
 
 One base class, one place (`app.py`'s exception handler) that turns errors into the JSON body
-`{"status", "error", "message"}` of SPEC §3. Per-row problems inside a batch are not exceptions
+`{"status", "error", "message"}` of docs/contract.md §3. Per-row problems inside a batch are not exceptions
 but `outcomes.Rejection`s; these classes are for whole-request answers.
 """
 

@@ -24,6 +24,9 @@ from appliance.enrich.client_ip import IPNetwork, parse_networks
 from appliance.enrich.geo import GeoLocator
 from appliance.enrich.referrer import ReferrerTable
 from appliance.enrich.useragent import classify
+from appliance.history import History, Sample, event_totals
+from appliance.logs import RateLimitedLog
+from appliance.metrics import GatewayMetrics
 from appliance.sessions import LiveSessions
 from appliance.settings import Settings
 from appliance.timestamps import DAY_MS
@@ -31,7 +34,7 @@ from storage import ledger
 from storage.retention import delete_forwarded
 from storage.writer import StorageWriter
 from sync.clickhouse import Upstream
-from sync.job import SyncJob
+from sync.job import PassResult, SyncJob
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,18 @@ class Gateway:
         )
         self.trusted_proxies: tuple[IPNetwork, ...] = parse_networks(settings.server.trusted_proxies)
         self.admin_networks: tuple[IPNetwork, ...] = parse_networks(settings.server.admin_networks)
+        self.metrics_networks: tuple[IPNetwork, ...] = parse_networks(settings.server.metrics_networks)
+        # Observability (appliance.metrics): counters fed by the request path, the writer and the
+        # sync job; gauges set from `metrics_snapshot()` when /metrics is scraped.
+        self.started_ms = self.clock()
+        self.metrics = GatewayMetrics(settings.gateway.id)
+        self.writer.on_commit = self.metrics.commit_duration.observe
+        # 401s and rejected rows: each cause logged once per interval, with the count held back.
+        self.history = History()  # the last hour of numbers, for the status page's charts
+        self.refusals = RateLimitedLog(logging.getLogger("appliance.refusals"),
+                                       settings.logging.repeat_interval_seconds)
+        if self.sync is not None:
+            self.sync.on_pass = self._count_pass
         self._geo: GeoLocator | None = None
         self._referrers: ReferrerTable | None = None
         self._salts: dict[dt.date, tuple[str, str | None]] = {}
@@ -133,6 +148,71 @@ class Gateway:
         body["last_sync"] = msgspec.to_builtins(last) if last else None
         body["upstream_problems"] = last.problems if last else []
         return body
+
+    # ---- observability -------------------------------------------------------------------------
+
+    def _count_pass(self, result: PassResult) -> None:
+        for table, rows in result.sent_rows.items():
+            self.metrics.synced_rows.labels(table).inc(rows)
+        if result.quarantined_rows:
+            self.metrics.upstream_errors.labels("refused").inc(result.quarantined_rows)
+        if result.error_kind is not None:
+            self.metrics.upstream_errors.labels(result.error_kind).inc()
+
+    def upstream_silence_ms(self) -> int | None:
+        """How long the upstream has gone without a successful pass (since start when none has
+        succeeded yet); None when there is no upstream."""
+        if self.sync is None:
+            return None
+        since = self.sync.last_success_ms or self.started_ms
+        return max(0, self.clock() - since)
+
+    async def metrics_snapshot(self) -> dict[str, Any]:
+        """Stored state for the gauges: backlog, quarantine, open sessions, writer queue, disk."""
+
+        def read() -> dict[str, Any]:
+            reader = self.writer.reader()
+            try:
+                return ledger.status(reader)
+            finally:
+                reader.close()
+
+        state = await asyncio.to_thread(read)
+        now_ms = self.clock()
+        for entry in state["backlog"].values():
+            oldest = entry.get("oldest_pending_batch")
+            entry["oldest_pending_seconds"] = (
+                max(0.0, now_ms / 1000 - dt.datetime.fromisoformat(oldest).replace(tzinfo=dt.UTC).timestamp())
+                if oldest else 0.0)
+        last_success = self.sync.last_success_ms if self.sync else None
+        state.update(
+            writer_queue_rows=self.writer.queued_rows(), writer_queue_requests=self.writer.backlog,
+            last_success_seconds=last_success / 1000 if last_success else 0.0,
+            storage_bytes=self.disk.used_bytes(), disk_free_bytes=self.disk.free_bytes(),
+            accepting=self.writer.running and self.disk.problem() is None,
+        )
+        return state
+
+    async def sample_now(self) -> Sample:
+        """The numbers of this moment (not kept)."""
+        return Sample(*(await self._sample()))
+
+    async def record_history(self) -> None:
+        """Keep this moment's numbers for the status page's charts (a scheduled job)."""
+        at, _, _, backlog_rows = await self._sample()
+        self.history.add(at, self.metrics, backlog_rows)
+
+    async def _sample(self) -> tuple[float, float, float, int]:
+        def backlog_rows() -> int:
+            reader = self.writer.reader()
+            try:
+                return sum(entry["rows"] for entry in ledger.backlog(reader).values())
+            finally:
+                reader.close()
+
+        rows = await asyncio.to_thread(backlog_rows)
+        totals = event_totals(self.metrics)
+        return time.time(), totals["accepted"], totals["validation"] + totals["internal"], rows
 
     # ---- scheduled jobs (appliance.scheduler) ----------------------------------------------------
 

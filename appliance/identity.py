@@ -1,4 +1,4 @@
-"""Device ids, session ids and event ids (SPEC §5.1, §5.2, §8).
+"""Device ids, session ids and event ids (docs/contract.md §5.1, §5.2, §8).
 
 Input: the request's user agent and client address, the project, the daily salt, the event
 time. Output: 32-hex device ids, 22-char deterministic session ids, UUID event ids. Pure
@@ -20,7 +20,7 @@ INSERT_ID_NAMESPACE = uuid.UUID("8c5f2b1e-3d4a-5b6c-9d7e-0f1a2b3c4d5e")
 
 
 def device_id(user_agent: str, client_ip: str, project_id: str, salt: str) -> str:
-    """The anonymous device id of SPEC §5.1 (32 lowercase hex chars)."""
+    """The anonymous device id of docs/contract.md §5.1 (32 lowercase hex chars)."""
     ua = user_agent or UNKNOWN_USER_AGENT
     return hashlib.shake_256(f"{ua}:{client_ip}:{project_id}:{salt}".encode()).hexdigest(16)
 

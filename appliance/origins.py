@@ -1,4 +1,4 @@
-"""Which browser pages may send without the secret: a project's `allowed_origins` (SPEC §3.1).
+"""Which browser pages may send without the secret: a project's `allowed_origins` (docs/contract.md §3.1).
 
 Input: the entries of `allowed_origins` (checked once, when settings load) and a request's
 `Origin` header. Output: whether that origin is allowed. An entry is one of

@@ -1,11 +1,11 @@
-"""Every event gets exactly one outcome (SPEC §3.4).
+"""Every event gets exactly one outcome (docs/contract.md §3.4).
 
 The closed set: `accepted` (stored now), `duplicate` (stored earlier, §8), or `rejected` with
 one of the reasons below. For every request, accepted + duplicates + rejected == items.
 
 - `validation`: the client must fix the row; resending it unchanged fails again.
 - `internal`: the gateway could not store the row; nothing of it is stored, resending is safe.
-- `bot`: a crawler's event, acknowledged and counted but not stored (SPEC §6.1).
+- `bot`: a crawler's event, acknowledged and counted but not stored (docs/contract.md §6.1).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Stored properties: flat `string → string` (SPEC §6.3), within what one event may hold.
+"""Stored properties: flat `string → string` (docs/contract.md §6.3), within what one event may hold.
 
 Input: a payload's `properties` as raw JSON bytes and the `PropertyLimits`. Output: the decoded
 object and a flat dict whose nested objects became dotted keys and lists `key.0`, `key.1`…;

@@ -17,6 +17,8 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from appliance.gateway import Gateway
+from appliance.history import SAMPLE_SECONDS
+from appliance.summary import IngestSummary
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,13 @@ def _guarded(name: str, job: Callable[[], Awaitable[Any]]) -> Callable[[], Await
             await job()
         except Exception:  # the job wrapper: log, keep the schedule
             log.exception("scheduled job %s failed; it runs again at its next time", name)
+
+    return run
+
+
+def _summarise(summary: IngestSummary, gateway: Gateway) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        summary.log_line(gateway.writer.queued_rows())
 
     return run
 
@@ -42,6 +51,13 @@ def build_scheduler(gateway: Gateway) -> AsyncIOScheduler:
     scheduler.add_job(_guarded("salt-rotation", gateway.rotate_salt), "cron", hour=0, minute=0, second=0,
                       id="salt-rotation")
     scheduler.add_job(_guarded("retention", gateway.apply_retention), "cron", hour=3, minute=17, id="retention")
+    # The first sample is taken by the lifespan before the first request (appliance.app).
+    scheduler.add_job(_guarded("status-history", gateway.record_history), "interval", seconds=SAMPLE_SECONDS,
+                      id="status-history")
+    if settings.logging.summary_interval_seconds > 0:
+        summary = IngestSummary(gateway.metrics)
+        scheduler.add_job(_guarded("ingest-summary", _summarise(summary, gateway)), "interval",
+                          seconds=settings.logging.summary_interval_seconds, id="ingest-summary")
     if gateway.sync is not None:
         scheduler.add_job(_guarded("upstream-sync", gateway.sync.run_scheduled), "interval",
                           seconds=settings.sync.interval_seconds, id="upstream-sync")

@@ -1,4 +1,4 @@
-"""Live session state (SPEC §5.3, §7): which device, and which profile, has a live session now.
+"""Live session state (docs/contract.md §5.3, §7): which device, and which profile, has a live session now.
 
 Input: stored live rows (recorded after their commit) and, at start, the open live sessions of
 the `sessions` table. Output: answers to "does this device have an active live session at this

@@ -1,4 +1,4 @@
-"""Typed settings, loaded once from `config.toml` (SPEC §2).
+"""Typed settings, loaded once from `config.toml` (docs/contract.md §2).
 
 Input: the path of a TOML file. Output: a frozen `Settings` tree that every other part of the
 gateway receives explicitly (`create_app(settings)`); nothing reads files or the environment at
@@ -48,6 +48,17 @@ class ServerSettings(_Section, frozen=True):
     keep_alive_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     max_connections: Annotated[int, msgspec.Meta(ge=1)] = 1024
     max_connections_per_client: Annotated[int, msgspec.Meta(ge=1)] = 128
+    # Who may scrape GET /metrics (Prometheus on the box, or the monitoring host's address).
+    metrics_networks: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
+
+
+class LoggingSettings(_Section, frozen=True):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+    # How often a line sums up what was ingested (0 = never).
+    summary_interval_seconds: Annotated[float, msgspec.Meta(ge=0)] = 300.0
+    # The same cause of a 401 or a rejection is logged at most once per this many seconds.
+    repeat_interval_seconds: Annotated[float, msgspec.Meta(ge=0)] = 60.0
 
 
 class StorageSettings(_Section, frozen=True):
@@ -107,11 +118,19 @@ class SyncSettings(_Section, frozen=True):
     batch_rows: Annotated[int, msgspec.Meta(ge=1)] = 50000
 
 
+class HealthSettings(_Section, frozen=True):
+    # /healthz/upstream and `status` report the upstream as failing once no sync pass has
+    # succeeded for this long (an unreachable ClickHouse is otherwise only visible in the backlog).
+    max_upstream_silence_seconds: Annotated[float, msgspec.Meta(gt=0)] = 900.0
+    # systemd's watchdog is fed only while a no-op call through the writer returns within this.
+    watchdog_writer_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+
+
 class ProjectSettings(_Section, frozen=True):
     id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     client_id: str
     client_secret: Annotated[str, msgspec.Meta(min_length=1)]
-    # Browser pages that may send without the secret (SPEC §3.1); syntax in `appliance.origins`.
+    # Browser pages that may send without the secret (docs/contract.md §3.1); syntax in `appliance.origins`.
     allowed_origins: list[str] = []
     unknown_agents: Literal["server", "device"] = "server"
 
@@ -119,6 +138,8 @@ class ProjectSettings(_Section, frozen=True):
 class Settings(_Section, frozen=True):
     gateway: GatewaySettings = GatewaySettings()
     server: ServerSettings = ServerSettings()
+    logging: LoggingSettings = LoggingSettings()
+    health: HealthSettings = HealthSettings()
     storage: StorageSettings = StorageSettings()
     limits: LimitSettings = LimitSettings()
     sessions: SessionSettings = SessionSettings()
@@ -221,7 +242,7 @@ def _check(settings: Settings) -> None:
             raise SettingsError(f"{where}.allowed_origins{exc}") from exc
         seen_ids.add(project.id)
         seen_clients.add(project.client_id)
-    for key in ("trusted_proxies", "admin_networks"):
+    for key in ("trusted_proxies", "admin_networks", "metrics_networks"):
         for index, network in enumerate(getattr(settings.server, key)):
             try:
                 ipaddress.ip_network(network, strict=False)

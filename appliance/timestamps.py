@@ -1,4 +1,4 @@
-"""Event time from `__timestamp` (SPEC §4).
+"""Event time from `__timestamp` (docs/contract.md §4).
 
 Input: the raw `__timestamp` value and the request's receive time (epoch ms). Output: the
 event's time in epoch milliseconds (UTC), or `TooOld` when it is past the acceptance window.
@@ -17,7 +17,7 @@ DAY_MS = 86_400_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 # Epoch milliseconds the gateway can represent: years 1 to 9999, as Python's datetime. Anything
-# else is no time at all (SPEC §4: it does not parse), never an overflow further down the path.
+# else is no time at all (docs/contract.md §4: it does not parse), never an overflow further down the path.
 _EARLIEST_MS = -62_135_596_800_000
 _LATEST_MS = 253_402_300_799_999
 _MAX_DIGITS = len(str(_LATEST_MS))

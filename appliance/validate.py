@@ -1,4 +1,4 @@
-"""Per-row validation (SPEC §3.2, §4): one raw item in, a `ValidEvent` or a `Rejection` out.
+"""Per-row validation (docs/contract.md §3.2, §4): one raw item in, a `ValidEvent` or a `Rejection` out.
 
 Input: one item of a request as raw JSON bytes, plus the request's time window. Output: the
 decoded item with its event time and the special properties read out, or a rejection whose

@@ -1,4 +1,4 @@
-"""Request and response shapes on the wire (SPEC §3), with their prebuilt msgspec codecs.
+"""Request and response shapes on the wire (docs/contract.md §3), with their prebuilt msgspec codecs.
 
 Input: raw request bytes. Output: typed Structs for `validate.py`. The batch envelope keeps each
 item as `msgspec.Raw`, so one malformed item is rejected on its own instead of failing the whole

@@ -1,4 +1,4 @@
-"""Opening the DuckDB file: settings, migrations, and the daily salts (SPEC §5.1, §8).
+"""Opening the DuckDB file: settings, migrations, and the daily salts (docs/contract.md §5.1, §8).
 
 Input: the file's path. Output: a migrated connection for the writer thread. Automatic
 checkpoints are moved out of commits (the writer checkpoints when no request waits), and the

@@ -1,4 +1,4 @@
-"""The upstream ledger (SPEC §10): which rows went up, in batches recorded before they are sent.
+"""The upstream ledger (docs/contract.md §10): which rows went up, in batches recorded before they are sent.
 
 A batch is a table's rows after its watermark (the last seq of its last recorded batch), up to
 `batch_rows`, recorded with the token `"{gateway_id}:{table}:{first}-{last}"` before the first

@@ -1,4 +1,4 @@
-"""The `session_start` lock in diskcache (SPEC §7).
+"""The `session_start` lock in diskcache (docs/contract.md §7).
 
 `claim(project, session)` is diskcache's atomic `add` of `session_start:{project}:{session}`
 with an expiry that covers the whole acceptance window (age limit + session timeout), after

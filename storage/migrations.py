@@ -53,7 +53,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ),
     ),
     (
-        # The upstream ledger (SPEC §10): every batch is recorded here before its first attempt.
+        # The upstream ledger (docs/contract.md §10): every batch is recorded here before its first attempt.
         # `payload` snapshots the rows of mutable tables (sessions, profiles, groups) so a retry
         # sends exactly the same rows; events and replay chunks never change and are re-read by seq.
         """CREATE TABLE sync_batches (

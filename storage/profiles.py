@@ -1,4 +1,4 @@
-"""Profile changes of one request, applied in item order (SPEC §7); writer thread only.
+"""Profile changes of one request, applied in item order (docs/contract.md §7); writer thread only.
 
 Input: `ProfileChange`s (identify, increment, decrement, assign_groups). Output: the changed
 profiles written with one `INSERT OR REPLACE`, and the changes refused on stored state (an

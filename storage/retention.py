@@ -1,9 +1,9 @@
-"""Retention (SPEC §8): delete rows already forwarded upstream and older than `retention_days`.
+"""Retention (docs/contract.md §8): delete rows already forwarded upstream and older than `retention_days`.
 
 Runs daily. "Forwarded" means covered by the ledger's confirmed batches up to the first
 unconfirmed one: a row after a pending batch is kept, however old, so nothing that upstream
 lacks is ever deleted. Without an upstream nothing is ever forwarded, so nothing is deleted (the
-disk cap then stops intake before the disk fills, SPEC §9).
+disk cap then stops intake before the disk fills, docs/contract.md §9).
 
 The deletes run on the writer in slices of `_SLICE_ROWS` seqs, one statement each, so a day's
 worth of rows never holds the writer (and the requests behind it) for long.

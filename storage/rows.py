@@ -47,7 +47,7 @@ class EventRow(msgspec.Struct, kw_only=True):
     brand: str = ""
     model: str = ""
     imported_at: int | None = None
-    # Not a column: whether the row's session is a live one (SPEC §5.3), kept on the session row.
+    # Not a column: whether the row's session is a live one (docs/contract.md §5.3), kept on the session row.
     session_is_live: bool = False
     # Not a column: whether the row counts in its session's aggregate. A server event riding a
     # live session does not: OpenPanel stores it without passing it through its session buffer.
@@ -58,7 +58,7 @@ ProfileChangeKind = Literal["identify", "increment", "decrement", "assign_groups
 
 
 class ProfileChange(msgspec.Struct, kw_only=True):
-    """One change to a profile; a request's changes apply in item order (SPEC §7).
+    """One change to a profile; a request's changes apply in item order (docs/contract.md §7).
 
     identify: non-empty fields overwrite, properties merge, `created_at` is kept.
     increment/decrement: `property` (a flat key) changes by `amount`; the profile must exist.

@@ -1,4 +1,4 @@
-"""The local tables (SPEC §8, §10): OpenPanel's column names plus local bookkeeping.
+"""The local tables (docs/contract.md §8, §10): OpenPanel's column names plus local bookkeeping.
 
 One list of columns per table is the single source for the DDL, the Arrow schema the writer
 inserts with, and the row Structs built on the request path, so the three cannot drift apart.
@@ -22,7 +22,7 @@ class Column:
 
 _TEXT = ("VARCHAR NOT NULL DEFAULT ''", pa.string())
 
-# Where and on what: the enrichment columns events and sessions share (SPEC §6).
+# Where and on what: the enrichment columns events and sessions share (docs/contract.md §6).
 _GEO_AND_AGENT: tuple[Column, ...] = (
     Column("country", *_TEXT),
     Column("city", *_TEXT),
@@ -81,7 +81,7 @@ PROFILE_COLUMNS: tuple[Column, ...] = (
 # Added by migration 2: the groups a profile was assigned to (`assign_group`).
 PROFILE_GROUPS = Column("groups", "VARCHAR[] NOT NULL DEFAULT []", pa.list_(pa.string()))
 
-# One row per session (SPEC §7), kept current as events arrive. `ended_at` is always the last
+# One row per session (docs/contract.md §7), kept current as events arrive. `ended_at` is always the last
 # event's time; `closed` says whether the session's `session_end` has been emitted.
 SESSION_COLUMNS: tuple[Column, ...] = (
     Column("seq", "BIGINT NOT NULL", pa.int64()),

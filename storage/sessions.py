@@ -1,4 +1,4 @@
-"""Session rows and session events, computed from stored event rows (SPEC §7).
+"""Session rows and session events, computed from stored event rows (docs/contract.md §7).
 
 Input: the event rows a transaction stores, or the open sessions the closer found. Output: one
 partial aggregate per session (merged into the `sessions` table by the writer's upsert), the
@@ -81,7 +81,7 @@ def _aggregate(rows: list[EventRow]) -> dict[str, Any]:
 
 
 def session_start_row(rows: list[EventRow], session_id: str) -> EventRow:
-    """A copy of the session's first event, 100 ms before it (SPEC §7)."""
+    """A copy of the session's first event, 100 ms before it (docs/contract.md §7)."""
     first = min((r for r in rows if r.session_id == session_id and r.name not in SESSION_EVENTS),
                 key=lambda r: r.created_at)
     return msgspec.structs.replace(

@@ -1,4 +1,4 @@
-"""What one write transaction does (SPEC §7, §8); run only on the writer thread.
+"""What one write transaction does (docs/contract.md §7, §8); run only on the writer thread.
 
 Input: the `WriteRequest`s of one group commit. Output: every row stored in one DuckDB
 transaction, and per request which events were duplicates and which rows were refused on stored

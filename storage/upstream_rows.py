@@ -1,4 +1,4 @@
-"""The rows the gateway sends upstream, in OpenPanel's column names (SPEC §10).
+"""The rows the gateway sends upstream, in OpenPanel's column names (docs/contract.md §10).
 
 Input: the local tables. Output: DuckDB SQL that reads a batch of them as the gateway's
 *canonical* upstream rows — every column the gateway knows, named as OpenPanel names it, typed

@@ -1,4 +1,4 @@
-"""The single writer: one thread owns the DuckDB write connection (SPEC §8).
+"""The single writer: one thread owns the DuckDB write connection (docs/contract.md §8).
 
 Input: `WriteRequest`s from request handlers (`await writer.write(...)`) and maintenance calls
 from the scheduler (`await writer.call(...)`). Output: committed transactions (`storage.store`)
@@ -16,6 +16,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -89,6 +90,8 @@ class StorageWriter:
         self._thread: threading.Thread | None = None
         self._store: Store | None = None
         self.last_commit_error: str | None = None
+        # Told the seconds of every successful commit (metrics); runs on the writer thread.
+        self.on_commit: Callable[[float], None] | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -115,6 +118,12 @@ class StorageWriter:
     def backlog(self) -> int:
         """Requests waiting for the writer."""
         return self._queue.qsize()
+
+    def queued_rows(self) -> int:
+        """Rows of the requests waiting for the writer (read when asked, never counted per request)."""
+        with self._queue.mutex:
+            waiting = list(self._queue.queue)
+        return sum(job.rows for job in waiting if isinstance(job, _Job))
 
     def reader(self) -> duckdb.DuckDBPyConnection:
         """A separate connection to the same database, for reads from other threads."""
@@ -197,6 +206,7 @@ class StorageWriter:
 
     def _commit_group(self, group: list[_Job]) -> None:
         assert self._store is not None
+        started = time.perf_counter()
         try:
             results = self._store.commit([job.write for job in group if job.write is not None])
         except Exception as exc:  # noqa: BLE001 - the thread must outlive any one bad request
@@ -208,6 +218,8 @@ class StorageWriter:
                 self._commit_group([job])
             return
         self.last_commit_error = None
+        if self.on_commit is not None:
+            self.on_commit(time.perf_counter() - started)
         for job, result in zip(group, results, strict=True):
             job.resolve(result)
 

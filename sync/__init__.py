@@ -1,1 +1,1 @@
-"""Upstream forwarding to ClickHouse (SPEC §10): client, ledger, sync pass, retention."""
+"""Upstream forwarding to ClickHouse (docs/contract.md §10): client, ledger, sync pass, retention."""

@@ -1,4 +1,4 @@
-"""The upstream ClickHouse (SPEC §10): client, OpenPanel-schema DDL, column check, inserts.
+"""The upstream ClickHouse (docs/contract.md §10): client, OpenPanel-schema DDL, column check, inserts.
 
 Input: `upstream.url` (`http://`, `https://`, or `chdb://PATH` for ClickHouse's embedded engine
 through clickhouse-connect) and rows to insert with their deduplication token. Output: inserted

@@ -1,4 +1,4 @@
-"""One sync pass (SPEC §10): every table's backlog, batch by batch, exactly once.
+"""One sync pass (docs/contract.md §10): every table's backlog, batch by batch, exactly once.
 
 A pass first reads the upstream's tables as they are (`Upstream.describe`) and plans, per
 table, which columns to send (`sync.upstream_tables.plan_table`); a table whose types cannot
@@ -60,6 +60,10 @@ class PassResult:
     error: str | None = None
     problems: list[str] = field(default_factory=list)  # tables the upstream cannot take (skipped)
     finished_at_ms: int = 0
+    seconds: float = 0.0
+    # Why the pass stopped: "unreachable" (retryable), "ambiguous" (no answer after sending) or
+    # "refused" (a permanent error outside a batch's rows); None when it finished.
+    error_kind: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,9 @@ class SyncJob:
         self._reported_problems: list[str] = []
         self._window_refused: set[str] = set()  # tables whose dedup window the server would not set
         self.last_result: PassResult | None = None
+        self.last_success_ms: int | None = None  # when a pass last finished without error
+        # Told every pass's result (metrics, status history), on the event loop.
+        self.on_pass: Callable[[PassResult], None] | None = None
 
     async def run_scheduled(self) -> None:
         """The scheduler's entry: skip while backing off after failures."""
@@ -102,6 +109,8 @@ class SyncJob:
         """Send every table's backlog now (or `max_batches` batches); returns what was sent."""
         async with self._lock:
             result = PassResult()
+            started = time.monotonic()
+            delay = 0.0
             batches = 0
             try:
                 targets = await asyncio.to_thread(self._targets)
@@ -122,10 +131,16 @@ class SyncJob:
                 delay = min(_MAX_BACKOFF_SECONDS, self._interval_seconds * 2 ** self._failures)
                 self._not_before = time.monotonic() + delay * random.uniform(0.5, 1.0)  # noqa: S311 - jitter
                 result.error = str(exc)[:500]
-                log.warning("upstream sync stopped (%s); next attempt in about %.0fs", result.error, delay)
+                result.error_kind = "ambiguous" if exc.ambiguous else "unreachable" if exc.retryable else "refused"
                 self._drop_connection()
             result.finished_at_ms = self._clock()
+            result.seconds = time.monotonic() - started
+            if result.error is None:
+                self.last_success_ms = result.finished_at_ms
+            _log_pass(result, delay)
             self.last_result = result
+            if self.on_pass is not None:
+                self.on_pass(result)
             return result
 
     def _report(self, problems: list[str]) -> None:
@@ -255,6 +270,20 @@ class SyncJob:
         if self._upstream is not None:
             self._upstream.close()
             self._upstream = None
+
+
+def _log_pass(result: PassResult, retry_in_seconds: float) -> None:
+    """One line per pass: rows per table and seconds; one line per failure, its first line only."""
+    sent = " ".join(f"{table}={rows}" for table, rows in result.sent_rows.items() if rows)
+    quarantined = f", {result.quarantined_rows} quarantined" if result.quarantined_rows else ""
+    if result.error is not None:
+        first_line = result.error.strip().splitlines()[0][:200] if result.error.strip() else "unknown error"
+        log.warning("sync failed after %.1fs (%s): %s; sent before it: %s%s; next attempt in about %.0fs",
+                    result.seconds, result.error_kind, first_line, sent or "nothing", quarantined, retry_in_seconds)
+    elif sent or quarantined:
+        log.info("sync: %s%s in %.2fs", sent or "nothing", quarantined, result.seconds)
+    else:
+        log.debug("sync: nothing to send (%.2fs)", result.seconds)
 
 
 def _insert_isolating(upstream: Upstream, table: str, block: Block, token: str, distributed: bool) -> list[Refused]:

@@ -1,4 +1,4 @@
-"""OpenPanel's current ClickHouse tables, as `upstream-init` creates them (SPEC §10).
+"""OpenPanel's current ClickHouse tables, as `upstream-init` creates them (docs/contract.md §10).
 
 Derived from OpenPanel's own migrations — Openpanel-dev/openpanel at commit
 ed7bdddbadbe556719ac4b08963905a2de717ddd, `packages/db/code-migrations/` — as they leave the

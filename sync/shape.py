@@ -1,4 +1,4 @@
-"""One batch's canonical rows → the block an upstream table takes (SPEC §10).
+"""One batch's canonical rows → the block an upstream table takes (docs/contract.md §10).
 
 Input: a batch read by `storage.ledger.read_batch` (Arrow, `seq` first, OpenPanel's column
 names) and the table's `TablePlan`. Output: the block to insert — exactly the upstream's columns

@@ -1,4 +1,4 @@
-"""The upstream's tables as they are (SPEC §10 "the upstream as it is"), and how the gateway fits them.
+"""The upstream's tables as they are (docs/contract.md §10 "the upstream as it is"), and how the gateway fits them.
 
 Input: rows of ClickHouse's `system.tables` and `system.columns` for the upstream database.
 Output: per table its insertable columns and types, whether an insert token deduplicates there

@@ -1,4 +1,4 @@
-"""Enrichment (SPEC §6): pure functions over the request and its events, readers injected.
+"""Enrichment (docs/contract.md §6): pure functions over the request and its events, readers injected.
 
 `client_ip` (which address a request comes from), `geo` (where that address is), `useragent`
 (what sent it: device, server or bot), `location` (path, origin, query, hash) and `referrer`

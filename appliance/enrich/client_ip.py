@@ -1,4 +1,4 @@
-"""The client address of a request (SPEC §6.2).
+"""The client address of a request (docs/contract.md §6.2).
 
 Input: the TCP peer, the request headers, the trusted proxy networks. Output: the address used
 for geo and device ids. Forwarding headers are believed only from a trusted peer, so a device on

@@ -16,7 +16,7 @@ from appliance.enrich.location import parse_location
 from appliance.enrich.referrer import ReferrerTable, referrer_of
 from appliance.enrich.useragent import Agent, AgentKind
 
-# Client-sent overrides of the parsed user agent (SPEC §3.2), property → column.
+# Client-sent overrides of the parsed user agent (docs/contract.md §3.2), property → column.
 AGENT_OVERRIDES = {
     "__os": "os",
     "__osVersion": "os_version",

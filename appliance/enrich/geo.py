@@ -1,4 +1,4 @@
-"""Where an address is (SPEC §6.2): a MaxMind-format City database, or the site's location.
+"""Where an address is (docs/contract.md §6.2): a MaxMind-format City database, or the site's location.
 
 Input: a client address. Output: country (ISO-2), region, city, latitude, longitude. The mmdb
 is opened once, memory-mapped through the C extension; answers are cached per address across

@@ -1,4 +1,4 @@
-"""Where in the app or site an event happened (SPEC §6.3): `__path` → origin, path, query, hash.
+"""Where in the app or site an event happened (docs/contract.md §6.3): `__path` → origin, path, query, hash.
 
 Input: the raw `__path` (or `path`) value. Output: `origin` (`https://shop.example`), `path`
 (`/cart`), the query as a dict and the hash with its `#` (`#pay`). A value that is neither an

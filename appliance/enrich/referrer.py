@@ -1,4 +1,4 @@
-"""Where a visitor came from (SPEC §6.3): `referrer`, `referrer_name`, `referrer_type`.
+"""Where a visitor came from (docs/contract.md §6.3): `referrer`, `referrer_name`, `referrer_type`.
 
 Input: the raw `__referrer` value, the page's location (to drop internal referrers and to read
 `utm_source`/`ref`), and the referrer table. Output: the three referrer columns. The table maps

@@ -1,4 +1,4 @@
-"""What sent a request (SPEC §6.1): a device, a server, or a bot, and its OS/browser/device.
+"""What sent a request (docs/contract.md §6.1): a device, a server, or a bot, and its OS/browser/device.
 
 Input: the request's `user-agent` and the project's `unknown_agents` choice. Output: an `Agent`.
 ua-parser 1.x (with its `ua-parser-rs` resolver) does the parsing; `ua_vocabulary` spells the

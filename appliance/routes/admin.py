@@ -1,4 +1,5 @@
-"""`GET /admin/status` and `POST /admin/sync` (SPEC §3.6), for operators and the CLI.
+"""`GET /admin/status`, `POST /admin/sync` and `POST /admin/backup` (docs/contract.md §3.6), for operators
+and the CLI.
 
 They answer only peers inside `server.admin_networks` (loopback by default), whatever the
 listening address, because the CLI on the box itself is their user.
@@ -6,29 +7,29 @@ listening address, because the CLI on the box itself is their user.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
+import duckdb
 import msgspec
 from litestar import Request, Response, get, post
 
-from appliance import wire
+from appliance import __version__, wire
 from appliance.errors import BadRequest, GatewayError
 from appliance.gateway import Gateway
+from appliance.networks import peer_in
+from appliance.routes.health import not_ready_reason
+from appliance.routes.upstream_health import upstream_state
+from storage.backup import copy_database
 
 
 class Forbidden(GatewayError):
     status_code = 403
 
 
-def _admin(request: Request[Any, Any, Any]) -> Gateway:
+def admin_gateway(request: Request[Any, Any, Any]) -> Gateway:
+    """The gateway, for a peer inside `server.admin_networks`; else 403."""
     gateway: Gateway = request.app.state.gateway
-    host = request.client.host if request.client else ""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        address = None
-    if address is None or not any(address in network for network in gateway.admin_networks):
+    if not peer_in(request, gateway.admin_networks):
         raise Forbidden("admin endpoints answer only clients in server.admin_networks (loopback by default)")
     return gateway
 
@@ -44,18 +45,50 @@ def _max_batches(text: str | None) -> int | None:
 
 @get("/admin/status")
 async def status(request: Request[Any, Any, Any]) -> Response[bytes]:
-    """Backlog per table, last sync result, open sessions."""
-    body = await _admin(request).status()
+    """Backlog per table, last sync result, open sessions; identity, readiness and disk."""
+    gateway = admin_gateway(request)
+    body = await gateway.status()
+    body.update(await identity_and_health(gateway))
     return Response(content=wire.encoder.encode(body), media_type="application/json")
 
 
 @post("/admin/sync", status_code=200)
 async def sync_now(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Run one sync pass now (at most `?max_batches=N` batches, for progress) and answer its result."""
-    gateway = _admin(request)
+    gateway = admin_gateway(request)
     max_batches = _max_batches(request.query_params.get("max_batches"))
     if gateway.sync is None:
         return Response(content=b'{"error":"no upstream configured (upstream.url is empty)"}',
                         status_code=409, media_type="application/json")
     result = await gateway.sync.run_once(max_batches=max_batches)
     return Response(content=wire.encoder.encode(msgspec.to_builtins(result)), media_type="application/json")
+
+
+async def identity_and_health(gateway: Gateway) -> dict[str, Any]:
+    """Who this gateway is, how long it runs, whether it is ready and the upstream fresh."""
+    reason = await not_ready_reason(gateway)
+    return {"gateway_id": gateway.settings.gateway.id, "version": __version__,
+            "uptime_seconds": round((gateway.clock() - gateway.started_ms) / 1000, 1),
+            "ready": "ready" if reason is None else reason, "upstream_health": upstream_state(gateway),
+            "storage_bytes": gateway.disk.used_bytes(), "disk_free_bytes": gateway.disk.free_bytes()}
+
+
+class BackupRequest(msgspec.Struct, forbid_unknown_fields=True):
+    path: str
+
+
+@post("/admin/backup", status_code=200)
+async def backup(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Copy the store to a new DuckDB file at `{"path"}`, between two commits (a consistent copy)."""
+    gateway = admin_gateway(request)
+    try:
+        target = msgspec.json.decode(await request.body(), type=BackupRequest)
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"body: {exc}") from None
+    if not target.path.startswith("/"):
+        raise BadRequest("path: must be absolute (it is on the gateway's machine)")
+    try:
+        size = await gateway.writer.call(lambda store: copy_database(store.connection, target.path))
+    except (OSError, duckdb.Error) as exc:
+        raise BadRequest(f"backup to {target.path} failed: {exc}") from None
+    return Response(content=wire.encoder.encode({"path": target.path, "bytes": size}), media_type="application/json")

@@ -1,4 +1,4 @@
-"""`GET /healthz` (the process answers) and `GET /readyz` (it can store events) (SPEC §3.6)."""
+"""`GET /healthz` (the process answers) and `GET /readyz` (it can store events) (docs/contract.md §3.6)."""
 
 from __future__ import annotations
 
@@ -28,14 +28,15 @@ async def healthz() -> Response[bytes]:
 async def readyz(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Readiness: DuckDB writable, disk below its cap, writer keeping up."""
     gateway: Gateway = request.app.state.gateway
-    reason = await _not_ready_reason(gateway)
+    reason = await not_ready_reason(gateway)
     if reason is None:
         return Response(content=b'{"status":"ready"}', media_type="application/json")
     body = wire.encoder.encode({"status": "unavailable", "reason": reason})
     return Response(content=body, status_code=503, media_type="application/json", headers={"Retry-After": "10"})
 
 
-async def _not_ready_reason(gateway: Gateway) -> str | None:
+async def not_ready_reason(gateway: Gateway) -> str | None:
+    """Why the gateway cannot store events now, or None."""
     if not gateway.writer.running:
         return "storage writer is not running"
     if gateway.writer.backlog > MAX_WRITER_BACKLOG:

@@ -1,4 +1,4 @@
-"""`POST /track`, `POST /track/batch`, `GET /track/device-id` (SPEC §3).
+"""`POST /track`, `POST /track/batch`, `GET /track/device-id` (docs/contract.md §3).
 
 Each handler walks the event's path: authenticate (secret or allowed origin), check capacity,
 read the body within its limits, then (in a worker thread, `appliance.batch`) split and decode
@@ -9,6 +9,7 @@ the writer has committed them. CORS headers are added around these handlers by `
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import duckdb
@@ -29,6 +30,7 @@ from appliance.identity import device_id as derive_device_id
 from appliance.identity import session_id_for
 from appliance.outcomes import Reason, Rejection
 from appliance.properties import PropertyLimits
+from appliance.settings import ProjectSettings
 from appliance.timestamps import TimeWindow
 from storage.rows import WriteResult
 from storage.writer import WriterStopped, is_disk_error
@@ -134,18 +136,26 @@ def _window(gateway: Gateway, received_ms: int) -> TimeWindow:
     return TimeWindow(received_ms, limits.max_event_age_days, limits.future_tolerance_seconds)
 
 
-async def _store(gateway: Gateway, dispatched: Dispatched) -> WriteResult:
-    """Commit a request's rows; then its new live rows extend the live sessions (SPEC §5.3)."""
+def _count(gateway: Gateway, project: ProjectSettings, **outcomes: int) -> None:
+    """Add a request's outcomes to `gateway_events_total` (once per request, not per event)."""
+    gateway.metrics.count_events(project.id, outcomes)
+
+
+async def _store(gateway: Gateway, dispatched: Dispatched, project: ProjectSettings, items: int) -> WriteResult:
+    """Commit a request's rows; then its new live rows extend the live sessions (docs/contract.md §5.3).
+    When nothing could be stored, the request's `items` valid events count as `internal`."""
     try:
         result = await gateway.writer.write(dispatched.write)
     except (WriterStopped, duckdb.Error) as exc:
+        _count(gateway, project, internal=items)
         raise _storage_error(exc) from exc
     events = dispatched.write.events
     gateway.live.record([events[p] for p in dispatched.live_positions if p not in result.duplicates])
     return result
 
 
-@post("/track", status_code=200)
+@post("/track", status_code=200,
+      response_description="The event is committed to the gateway's disk (or was before: a duplicate)")
 async def track(request: Request[Any, Any, Any]) -> Response[bytes]:
     """One event; `200 {deviceId, sessionId}` once it is stored (or was stored before)."""
     gateway = _gateway(request)
@@ -156,27 +166,33 @@ async def track(request: Request[Any, Any, Any]) -> Response[bytes]:
     prepared = await asyncio.to_thread(
         prepare_rows, [body], refused, context, _window(gateway, received_ms), _limits(gateway), client.has_secret
     )
+    project = client.project
     if prepared.rejected:
         rejection = prepared.rejected[0]
+        _count(gateway, project, **{rejection.reason: 1})
         if rejection.reason is Reason.BOT:
             return _json({"bot": {"name": context.agent.browser, "userAgent": context.user_agent}}, 202)
         if rejection.reason is Reason.INTERNAL:
             raise StorageFailed(rejection.error)
         raise BadRequest(rejection.error)
     dispatched = prepared.dispatched
-    result = await _store(gateway, dispatched)
+    result = await _store(gateway, dispatched, project, 1)
     if 0 in result.rejected:
+        _count(gateway, project, validation=1)
         raise BadRequest(result.rejected[0])
     device, session = dispatched.identity_by_index[0]
     if 0 in result.duplicates:
         stored = result.duplicates[0]
         device, session = stored.device_id, stored.session_id
+    _count(gateway, project, duplicate=1 if 0 in result.duplicates else 0, accepted=0 if 0 in result.duplicates else 1)
     return _json(wire.TrackResponse(deviceId=device, sessionId=session), 200)
 
 
-@post("/track/batch", status_code=202)
+@post("/track/batch", status_code=202,
+      response_description="Every event answered on its own: accepted and duplicate events are committed to the "
+                           "gateway's disk before this answer; rejected ones are listed with index and reason")
 async def track_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
-    """Up to `max_batch_events` events, each answered on its own (SPEC §3.4)."""
+    """Up to `max_batch_events` events, each answered on its own (docs/contract.md §3.4)."""
     gateway = _gateway(request)
     received_ms = gateway.clock()
     client, body = await _authenticated_body(request, gateway)
@@ -185,8 +201,13 @@ async def track_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
         _prepare_batch, body, gateway.settings.limits.max_batch_events, context, _window(gateway, received_ms),
         _limits(gateway), client.has_secret,
     )
-    result = await _store(gateway, prepared.dispatched)
+    project = client.project
     rejected = prepared.rejected
+    try:
+        result = await _store(gateway, prepared.dispatched, project, prepared.valid_count)
+    except (ServiceUnavailable, StorageFailed):
+        _count_rejections(gateway, project, rejected)
+        raise
     rejected.extend(Rejection(index, Reason.VALIDATION, message) for index, message in result.rejected.items())
 
     duplicates = len(result.duplicates)
@@ -194,6 +215,8 @@ async def track_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
     if accepted + duplicates + len(rejected) != prepared.item_count:  # an outcome was lost: never answer that
         raise AssertionError("outcomes do not add up to the events received")
     rejected.sort(key=lambda rejection: rejection.index)
+    _count(gateway, project, accepted=accepted, duplicate=duplicates)
+    _count_rejections(gateway, project, rejected)
     return _json(
         wire.BatchResponse(
             accepted=accepted,
@@ -202,6 +225,21 @@ async def track_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
         ),
         202,
     )
+
+
+def _count_rejections(gateway: Gateway, project: ProjectSettings, rejected: list[Rejection]) -> None:
+    """Count rejected rows by reason; log the first validation error, rate-limited per project."""
+    by_reason: dict[str, int] = {}
+    first_invalid: Rejection | None = None
+    for rejection in rejected:
+        by_reason[rejection.reason] = by_reason.get(rejection.reason, 0) + 1
+        if first_invalid is None and rejection.reason is Reason.VALIDATION:
+            first_invalid = rejection
+    _count(gateway, project, **by_reason)
+    if first_invalid is not None:
+        gateway.refusals.log(logging.WARNING, f"rows {project.id}", "project %s: %d row(s) rejected in a batch, "
+                             "e.g. row %d: %s", project.id, by_reason[Reason.VALIDATION], first_invalid.index,
+                             first_invalid.error)
 
 
 def _prepare_batch(
@@ -230,7 +268,7 @@ async def device_id(request: Request[Any, Any, Any]) -> Response[bytes]:
     context = await _context(request, gateway, client, received_ms)
     project = client.project
     device = derive_device_id(context.user_agent, context.client_ip, project.id, context.salt)
-    is_server = context.agent.kind is AgentKind.SERVER  # servers get no sessions (SPEC §7)
+    is_server = context.agent.kind is AgentKind.SERVER  # servers get no sessions (docs/contract.md §7)
     session = "" if is_server else session_id_for(project.id, device, received_ms, gateway.session_timeout_ms)
     return _json(
         wire.DeviceIdResponse(

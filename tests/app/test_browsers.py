@@ -1,4 +1,4 @@
-"""Browser pages as clients (SPEC §3.1): CORS on the ingest routes only, origin-checked clients,
+"""Browser pages as clients (docs/contract.md §3.1): CORS on the ingest routes only, origin-checked clients,
 revenue only with the secret, and the lenient inputs OpenPanel accepts."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Stored enrichment columns of real rows (SPEC §6), through the app with a real mmdb and DuckDB."""
+"""Stored enrichment columns of real rows (docs/contract.md §6), through the app with a real mmdb and DuckDB."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rows as OpenPanel records them (SPEC §10): one dashboard for gateway and direct traffic.
+"""Rows as OpenPanel records them (docs/contract.md §10): one dashboard for gateway and direct traffic.
 
 Each test sends events through the app (real DuckDB) and checks a column whose meaning OpenPanel
 defines: referrer inheritance and unknown referrers (`events.incoming-event.ts`,
@@ -46,7 +46,7 @@ class Site:
 
     def visit(self, events: list[dict[str, Any]], ua: str = PHONE_UA) -> None:
         """One visit: its first event starts the live session, the others join it in a second request
-        (one request alone spanning a 30-minute bucket edge would be two sessions, SPEC §5.3)."""
+        (one request alone spanning a 30-minute bucket edge would be two sessions, docs/contract.md §5.3)."""
         self.post(events[:1], ua)
         if events[1:]:
             self.post(events[1:], ua)

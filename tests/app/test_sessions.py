@@ -1,4 +1,4 @@
-"""Sessions and three-way dispatch (SPEC §5.3, §7), counted in the tables; time moves by clock.
+"""Sessions and three-way dispatch (docs/contract.md §5.3, §7), counted in the tables; time moves by clock.
 
 Every test drives a real app (Litestar test client, real DuckDB and diskcache) whose clock is a
 `FakeClock`, so "an hour later" or "once quiet" is a clock step, not a sleep.
@@ -110,7 +110,7 @@ def test_seven_day_hourly_backlog_in_one_batch(site: Site) -> None:
 
 def test_thirty_seconds_apart_across_a_bucket_edge_are_two_sessions(site: Site) -> None:
     edge = site.clock.now_ms - site.clock.now_ms % BUCKET_MS - 2 * BUCKET_MS  # an edge an hour ago
-    # The first 5 s after an edge still belong to the bucket before it (SPEC §5.2).
+    # The first 5 s after an edge still belong to the bucket before it (docs/contract.md §5.2).
     site.post([track("before", __timestamp=at(edge - 20_000)), track("after", __timestamp=at(edge + 10_000))])
     assert site.count_where("name = 'session_start'") == 2
     assert site.rows("SELECT count(*) FROM sessions") == [(2,)]

@@ -1,4 +1,4 @@
-"""Upstream sync against a real ClickHouse engine (chdb, in-process) (SPEC §10).
+"""Upstream sync against a real ClickHouse engine (chdb, in-process) (docs/contract.md §10).
 
 chdb runs one engine per process, so all tests share one engine folder and each uses its own
 database. Faults are injected at the boundary we do not own: an `Upstream` whose insert fails

@@ -1,10 +1,10 @@
-"""Stored agent columns equal OpenPanel's for the same user agents (SPEC §6.1, §10).
+"""Stored agent columns equal OpenPanel's for the same user agents (docs/contract.md §6.1, §10).
 
 The expected values in `tests/data/useragents/golden.json` were produced by OpenPanel's own
 `parseUserAgent` (ua-parser-js 2.x under Node): `golden.mjs` beside it reproduces OpenPanel's
 wrapper and regenerates the file (`npm ci && node golden.mjs` in that folder). Each agent is
 sent through the app as a real request and the row the gateway stored is compared column by
-column. Bots are never stored by the gateway (SPEC §6.1): for them the answer is checked.
+column. Bots are never stored by the gateway (docs/contract.md §6.1): for them the answer is checked.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def test_bots_are_refused_not_stored(tmp_path: Path, agent: dict[str, str]) -> N
 def test_a_headless_browser_is_named_as_openpanel_names_it() -> None:
     headless = next(a for a in BOTS if "HeadlessChrome" in a["ua"])
     agent = classify(headless["ua"])
-    # OpenPanel stores it (no bot rule of its own matches); the gateway refuses it as SPEC §6.1 says,
+    # OpenPanel stores it (no bot rule of its own matches); the gateway refuses it as docs/contract.md §6.1 says,
     # under the name OpenPanel gives it.
     assert (agent.kind, agent.browser, agent.browser_version) == (
         AgentKind.BOT, headless["browser"], headless["browser_version"])

@@ -24,21 +24,22 @@ _START_TIMEOUT_SECONDS = 30.0
 class GatewayServer:
     """One gateway process over a config folder; can be started again after it stops."""
 
-    def __init__(self, folder: Path, max_open_files: int | None = None) -> None:
+    def __init__(self, folder: Path, max_open_files: int | None = None, env: dict[str, str] | None = None) -> None:
         self.folder = folder
         self.max_open_files = max_open_files  # RLIMIT_NOFILE (soft and hard) of the server process
+        self.env = {**os.environ, **env} if env else None
         self.config = folder / "config.toml"
         self.database = folder / "var" / "gateway.duckdb"
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
         self.output: list[str] = []
 
-    def start(self, wait_ready: bool = True) -> GatewayServer:
-        """Start and wait until /readyz answers 200 (or only until it listens: `wait_ready=False`)."""
+    def start(self, ready: bool = True) -> GatewayServer:
+        """Start and wait for the "listening" line, then (unless `ready=False`) for /readyz 200."""
         self.output = []
         self.process = subprocess.Popen(
             [sys.executable, "-m", "appliance", "serve", "--config", str(self.config)],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env,
             preexec_fn=self._limit_open_files if self.max_open_files else None,
         )
         assert self.process.stdout is not None
@@ -57,15 +58,15 @@ class GatewayServer:
             raise RuntimeError("gateway did not start:\n" + "".join(self.output))
         # Keep draining the output so the server never blocks on a full pipe.
         threading.Thread(target=self._drain, args=(self.process,), daemon=True).start()
-        if not wait_ready:
-            return self
-        while time.monotonic() < deadline:
+        while ready and time.monotonic() < deadline:
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
+        if not ready:
+            return self
         raise RuntimeError("gateway never became ready:\n" + "".join(self.output))
 
     def _limit_open_files(self) -> None:

@@ -57,8 +57,11 @@ def test_status_and_sync_with_and_without_the_gateway(tmp_path: Path) -> None:
         assert through_gateway.stdout.strip().splitlines()[-1] == "sent 1203 rows, 0 waiting"
         post(gateway, "b", 700)
         assert gateway.stop() == 0
-        status = json.loads(run(config, "status").stdout)
+        stopped = run(config, "status", "--json")
+        assert stopped.returncode == 2  # down
+        status = json.loads(stopped.stdout)
         assert status["gateway"] == "not running" and status["backlog"]["events"]["rows"] == 700
+        assert status["health"] == {"code": 2, "state": "down", "reasons": ["the gateway is not running"]}
         on_files = run(config, "sync")
         assert on_files.returncode == 0, on_files.stderr
         # Progress per batch; the same visit's session row goes again with its new totals.

@@ -90,7 +90,7 @@ def test_the_gateway_starts_on_a_full_disk_and_refuses_events(tmp_path: Path, sm
     assert _batch(server, 0, count=10).status_code == 202
     assert server.stop() == 0
     filler = _fill(small_volume, leave_bytes=0)
-    server.start(wait_ready=False)  # the same folder, started again while the disk is full
+    server.start(ready=False)  # the same folder, started again while the disk is full
     for _ in range(100):
         with contextlib.suppress(httpx.TransportError):
             if httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200:

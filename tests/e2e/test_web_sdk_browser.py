@@ -1,6 +1,6 @@
 """The official OpenPanel web SDK (`@openpanel/web` from npm, its `op1.js` script tag) in Debian's
 Chromium (headless, CORS enforced, driven by playwright-core), on a site page served from
-another origin than the gateway's, with the client id only — no secret (SPEC §3.1).
+another origin than the gateway's, with the client id only — no secret (docs/contract.md §3.1).
 
 Needs `/usr/bin/chromium` (`apt-get install -y chromium`) and `npm ci --prefix tests/e2e/sdk`;
 the test fails, naming what is missing, when either is absent.

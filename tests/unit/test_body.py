@@ -1,4 +1,4 @@
-"""Body reading (SPEC §3.5): caps after decompression, streaming, corrupt and unknown encodings."""
+"""Body reading (docs/contract.md §3.5): caps after decompression, streaming, corrupt and unknown encodings."""
 
 from __future__ import annotations
 

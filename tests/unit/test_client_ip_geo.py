@@ -1,4 +1,4 @@
-"""Client address (trusted proxies only) and geo from MaxMind's own test database (SPEC §6.2)."""
+"""Client address (trusted proxies only) and geo from MaxMind's own test database (docs/contract.md §6.2)."""
 
 from __future__ import annotations
 

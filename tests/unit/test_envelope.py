@@ -1,4 +1,4 @@
-"""Splitting a batch body into items: item counts and lone surrogates (SPEC §3.4, §9)."""
+"""Splitting a batch body into items: item counts and lone surrogates (docs/contract.md §3.4, §9)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Device and session ids: the check vectors of SPEC §5.1 and §5.2."""
+"""Device and session ids: the check vectors of docs/contract.md §5.1 and §5.2."""
 
 from __future__ import annotations
 

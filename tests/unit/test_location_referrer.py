@@ -1,4 +1,4 @@
-"""Path, origin, query, hash and the referrer triple (SPEC §6.3)."""
+"""Path, origin, query, hash and the referrer triple (docs/contract.md §6.3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`allowed_origins` (SPEC §3.1): which page origins may send without the secret."""
+"""`allowed_origins` (docs/contract.md §3.1): which page origins may send without the secret."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Flattening of stored properties (SPEC §6.3)."""
+"""Flattening of stored properties (docs/contract.md §6.3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Event time rules of SPEC §4."""
+"""Event time rules of docs/contract.md §4."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reading the upstream's tables as they are, and fitting the gateway's rows to them (SPEC §10)."""
+"""Reading the upstream's tables as they are, and fitting the gateway's rows to them (docs/contract.md §10)."""
 
 from __future__ import annotations
 

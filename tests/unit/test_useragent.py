@@ -1,4 +1,4 @@
-"""User-agent classes and columns (SPEC §6.1) on a table of real-world user agents."""
+"""User-agent classes and columns (docs/contract.md §6.1) on a table of real-world user agents."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-row validation (SPEC §3.2): each rule, with the message naming the field."""
+"""Per-row validation (docs/contract.md §3.2): each rule, with the message naming the field."""
 
 from __future__ import annotations
 
