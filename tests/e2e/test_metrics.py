@@ -34,6 +34,8 @@ def scrape(gateway: GatewayServer) -> Samples:
 def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
+PAGE = "https://kiosk.shop.example"
+
 
 def batch(gateway: GatewayServer, items: list[dict[str, object]], user_agent: str = PHONE_UA,
           headers: dict[str, str] | None = None) -> httpx.Response:
@@ -51,7 +53,8 @@ def front(tmp_path: Path) -> Iterator[UpstreamFront]:
 @pytest.fixture
 def gateway(tmp_path: Path, front: UpstreamFront) -> Iterator[GatewayServer]:
     write_config(tmp_path, upstream={"url": front.url, "timeout_seconds": 2.0},
-                 sync={"interval_seconds": 3600.0}, health={"max_upstream_silence_seconds": 1.0})
+                 sync={"interval_seconds": 3600.0}, health={"max_upstream_silence_seconds": 1.0},
+                 extra=f'allowed_origins = ["{PAGE}"]')
     server = GatewayServer(tmp_path).start()
     yield server
     if server.process is not None:
@@ -69,7 +72,9 @@ def test_outcome_request_and_storage_metrics_move(gateway: GatewayServer) -> Non
     answer = batch(gateway, [track("a", insert_id="m-1"), track("b", insert_id="m-2"), track("c", insert_id="m-3"),
                              track("a", insert_id="m-1"), {"type": "track", "payload": {}}]).json()
     assert (answer["accepted"], answer["duplicates"], len(answer["rejected"])) == (3, 1, 1)
-    assert batch(gateway, [track("crawl"), track("crawl")], user_agent=BOT_UA).status_code == 202
+    # Bots are looked for among browser pages (a secret client never is one).
+    page = {"openpanel-client-id": AUTH["openpanel-client-id"], "origin": PAGE}
+    assert batch(gateway, [track("crawl"), track("crawl")], user_agent=BOT_UA, headers=page).status_code == 202
     assert batch(gateway, [track("x")], headers={**AUTH, "openpanel-client-secret": "wrong"}).status_code == 401
 
     after = scrape(gateway)
@@ -121,16 +126,15 @@ def test_sync_metrics_move_through_failure_quarantine_and_success(gateway: Gatew
 
 
 def test_metrics_only_for_metrics_networks_and_accepting_drops_with_the_disk(tmp_path: Path) -> None:
-    # A free-space floor no disk can meet: the gateway starts but does not accept events.
-    write_config(tmp_path, server={"metrics_networks": ["10.0.0.0/8"]},
-                 storage={"min_free_disk_bytes": 2 ** 62})
+    # A disk cap any store exceeds: the gateway starts but does not accept events.
+    write_config(tmp_path, server={"metrics_networks": ["10.0.0.0/8"]}, storage={"max_disk_bytes": 1})
     gateway = GatewayServer(tmp_path).start(ready=False)
     try:
         refused = httpx.get(f"{gateway.url}/metrics")
         assert refused.status_code == 403 and "metrics_networks" in refused.json()["message"]
         assert httpx.get(f"{gateway.url}/healthz/upstream").json()["status"] == "none"
         assert gateway.stop() == 0
-        write_config(tmp_path, storage={"min_free_disk_bytes": 2 ** 62})
+        write_config(tmp_path, storage={"max_disk_bytes": 1})
         gateway.start(ready=False)
         assert batch(gateway, [track("x")]).status_code == 503
         assert value(scrape(gateway), "gateway_accepting") == 0

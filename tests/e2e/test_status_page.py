@@ -57,8 +57,9 @@ def test_status_page_renders_in_chromium(tmp_path: Path) -> None:
     assert page["status"] == 200 and page["title"] == "depot-7 · edge gateway"
     assert (page["gatewayId"], page["version"], page["state"]) == ("depot-7", __version__, "healthy")
     assert page["outcomes"] == {"accepted": 25, "duplicate": 0, "validation": 1, "internal": 0, "bot": 0}
-    # 25 events and their session_start, the session row: stored, not yet forwarded
-    assert page["backlog"] == {"events": 26, "sessions": 1, "profiles": 0, "groups": 0, "session_replay_chunks": 0}
+    # 25 events and their session_start, the session row and the visit's anonymous profile:
+    # stored, not yet forwarded
+    assert page["backlog"] == {"events": 26, "sessions": 1, "profiles": 1, "groups": 0, "session_replay_chunks": 0}
     assert page["quarantine"] == "0" and page["ready"] == "ready" and page["diskFree"].endswith("B")
     for chart in ("accepted-chart", "rejected-chart", "backlog-chart"):
         assert page["charts"][chart]["width"] >= 480 and page["charts"][chart]["height"] >= 120  # plus its border
