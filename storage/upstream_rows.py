@@ -185,7 +185,7 @@ def batch_parameters(table: str, *, batch_id: int, first: int, last: int, gatewa
 REQUIRED: dict[str, tuple[str, ...]] = {
     "events": ("id", "project_id", "name", "created_at"),
     "sessions": ("id", "project_id", "created_at", "sign", "version"),
-    "profiles": ("id", "project_id"),
+    "profiles": ("id", "project_id", "last_seen_at"),
     "groups": ("id", "project_id", "version"),
     "session_replay_chunks": ("project_id", "session_id", "chunk_index", "started_at", "payload"),
 }

@@ -232,6 +232,8 @@ class SyncJob:
         return refused + _insert_isolating(upstream, batch.table, block, token, target.distributed)
 
     def _not_yet_upstream(self, upstream: Upstream, table: str, block: Block) -> Block:
+        if not block.seqs:
+            return block
         keys = key_kinds(canonical_schema(table), ROW_KEYS[table])
         mine = row_keys(block.rows, keys)
         lookup = sorted({str(key[0]) for key in mine})
