@@ -200,9 +200,13 @@ class Server:
             text=True,
         )
         assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line.startswith("gateway listening on "):
-            raise RuntimeError(f"server did not start: {line}{self.process.stdout.read()}")
+        seen = []
+        for line in self.process.stdout:  # log lines come first; "listening" once it is ready
+            if line.startswith("gateway listening on "):
+                break
+            seen.append(line)
+        else:
+            raise RuntimeError("server did not start:\n" + "".join(seen))
         self.url = line.split()[-1]
         threading.Thread(target=self.process.stdout.read, daemon=True).start()  # keep the pipe drained
         deadline = time.monotonic() + 30
