@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 import httpx
 
+from appliance.humanize import byte_size, duration
 from appliance.preflight import local_findings, upstream_findings
 from appliance.settings import Settings
 from storage import ledger
@@ -177,7 +178,7 @@ def health_of(body: dict[str, Any]) -> tuple[int, list[str]]:
 def _table(body: dict[str, Any]) -> str:
     health = body["health"]
     lines = [f"gateway      {body.get('gateway_id', '-')} {body.get('version', '')}  "
-             f"{health['state'].upper()}  up {_duration(body.get('uptime_seconds'))}".rstrip()]
+             f"{health['state'].upper()}  up {duration(body.get('uptime_seconds'))}".rstrip()]
     lines += [f"  - {reason}" for reason in health["reasons"]]
     if body.get("gateway") != "not running":
         last = body.get("last_sync") or {}
@@ -191,7 +192,8 @@ def _table(body: dict[str, Any]) -> str:
     lines.append(f"sessions     {body.get('open_sessions', 0)} open")
     lines.append(f"quarantine   {body.get('quarantined_rows', 0)} rows")
     if "disk_free_bytes" in body:
-        lines.append(f"disk         {_bytes(body['storage_bytes'])} stored, {_bytes(body['disk_free_bytes'])} free")
+        stored, free = byte_size(body["storage_bytes"]), byte_size(body["disk_free_bytes"])
+        lines.append(f"disk         {stored} stored, {free} free")
     lines.append("")
     lines.append(f"{'table':<24}{'backlog rows':>14}  oldest pending batch")
     for table, entry in body.get("backlog", {}).items():
@@ -199,26 +201,8 @@ def _table(body: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    return f"{days}d{hours}h" if days else f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
-
-
 def _ago(seconds: float | None) -> str:
-    return "n/a (no upstream)" if seconds is None else f"{_duration(seconds)} ago"
-
-
-def _bytes(count: int) -> str:
-    size = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024:
-            return f"{size:.0f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"
+    return "n/a (no upstream)" if seconds is None else f"{duration(seconds)} ago"
 
 
 def backup(settings: Settings, destination: str) -> int:

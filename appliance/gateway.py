@@ -131,17 +131,18 @@ class Gateway:
         upstream = self.settings.upstream
         return Upstream(upstream.url, upstream.database, timeout_seconds=upstream.timeout_seconds)
 
+    def _stored_status(self) -> dict[str, Any]:
+        """Backlog, quarantine and open sessions read on a cursor of their own (never the writer)."""
+        reader = self.writer.reader()
+        try:
+            return ledger.status(reader)
+        finally:
+            reader.close()
+
     async def status(self) -> dict[str, Any]:
         """Backlog per table, quarantined rows, open sessions, last sync (for /admin/status)."""
 
-        def read() -> dict[str, Any]:
-            reader = self.writer.reader()
-            try:
-                return ledger.status(reader)
-            finally:
-                reader.close()
-
-        body = await asyncio.to_thread(read)
+        body = await asyncio.to_thread(self._stored_status)
         url = self.settings.upstream.url
         body["upstream"] = url.rpartition("@")[2] if url else None  # never the credentials
         last = self.sync.last_result if self.sync else None
@@ -170,14 +171,7 @@ class Gateway:
     async def metrics_snapshot(self) -> dict[str, Any]:
         """Stored state for the gauges: backlog, quarantine, open sessions, writer queue, disk."""
 
-        def read() -> dict[str, Any]:
-            reader = self.writer.reader()
-            try:
-                return ledger.status(reader)
-            finally:
-                reader.close()
-
-        state = await asyncio.to_thread(read)
+        state = await asyncio.to_thread(self._stored_status)
         now_ms = self.clock()
         for entry in state["backlog"].values():
             oldest = entry.get("oldest_pending_batch")

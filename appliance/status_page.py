@@ -14,6 +14,7 @@ from html import escape
 from typing import Any
 
 from appliance.history import Sample
+from appliance.humanize import byte_size, duration
 
 CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'"
 _WIDTH, _HEIGHT = 480, 120
@@ -52,7 +53,7 @@ def render(status: dict[str, Any], outcomes: dict[str, dict[str, float]], sample
 <body>
 <header><h1 id="gateway-id">{escape(str(status.get("gateway_id", "")))}</h1>
 <span>version <b id="version">{escape(str(status.get("version", "")))}</b></span>
-<span>up <b id="uptime">{_duration(status.get("uptime_seconds"))}</b></span>
+<span>up <b id="uptime">{duration(status.get("uptime_seconds"), " ")}</b></span>
 <span class="state {escape(state)}" id="state">{escape(state)}</span>
 <span>ingest <b id="ingest-rate">{rate:.0f}</b> events/min (last 5 min)</span></header>
 {f'<ul class="reasons" id="reasons">{reasons}</ul>' if reasons else ''}
@@ -71,8 +72,8 @@ last pass: <b id="last-sync">{_last_sync(last)}</b></p>
 <p>Quarantined rows: <b id="quarantine">{int(status.get("quarantined_rows", 0))}</b></p></section>
 <section id="storage"><h2>Storage</h2><table>
 <tr><th>Readiness</th><td id="ready">{escape(str(status.get("ready", "")))}</td></tr>
-<tr><th>Store size</th><td id="storage-bytes">{_bytes(status.get("storage_bytes", 0))}</td></tr>
-<tr><th>Free disk</th><td id="disk-free">{_bytes(status.get("disk_free_bytes", 0))}</td></tr>
+<tr><th>Store size</th><td id="storage-bytes">{byte_size(status.get("storage_bytes", 0))}</td></tr>
+<tr><th>Free disk</th><td id="disk-free">{byte_size(status.get("disk_free_bytes", 0))}</td></tr>
 <tr><th>Open sessions</th><td id="open-sessions">{int(status.get("open_sessions", 0))}</td></tr>
 </table></section>
 </main>
@@ -149,23 +150,5 @@ def _clock(seconds: float) -> str:
     return dt.datetime.fromtimestamp(seconds, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours}h" if days else f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
-
-
 def _ago(seconds: float | None) -> str:
-    return "no upstream" if seconds is None else f"{_duration(seconds)} ago"
-
-
-def _bytes(count: int) -> str:
-    size = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024:
-            return f"{size:.0f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"
+    return "no upstream" if seconds is None else f"{duration(seconds, ' ')} ago"
