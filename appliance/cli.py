@@ -20,7 +20,7 @@ import duckdb
 import httpx
 
 from appliance.humanize import byte_size, duration
-from appliance.preflight import local_findings, upstream_findings
+from appliance.preflight import first_line, local_findings, upstream_findings
 from appliance.settings import Settings
 from storage import ledger
 from storage.backup import copy_database
@@ -42,12 +42,20 @@ def upstream_init(settings: Settings) -> int:
     if not config.url:
         print("upstream.url is empty: nothing to initialise", file=sys.stderr)
         return 2
-    upstream = Upstream(config.url, config.database)
+    where = config.url.rpartition("@")[2]  # never the credentials
+    try:
+        upstream = Upstream(config.url, config.database, timeout_seconds=config.timeout_seconds)
+    except Exception as exc:  # noqa: BLE001 - any failure to connect is the whole answer
+        print(f"upstream.url: cannot connect to {where}: {first_line(exc)}", file=sys.stderr)
+        return 2
     try:
         layout = f"ON CLUSTER {config.cluster}" if config.cluster else "single node"
         for table in upstream.create_tables(config.cluster):
             print(f"created {config.database}.{table} ({layout})")
         problems, notes = _inspect(upstream, config.set_deduplication_window)
+    except Exception as exc:  # noqa: BLE001 - refused DDL, lost connection: one line, not a traceback
+        print(f"upstream {where}: {first_line(exc)}", file=sys.stderr)
+        return 2
     finally:
         upstream.close()
     for note in notes:

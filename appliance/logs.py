@@ -4,7 +4,8 @@ Input: the `[logging]` settings. Output: the root logger writing to stderr (jour
 systemd) as `text` (`2025-01-31T12:00:00.123Z INFO appliance.gateway: message`) or `json` (one
 object per line: `time`, `level`, `logger`, `message`, and `exception` when there is one).
 uvicorn's loggers are routed through the same handler; APScheduler, clickhouse-connect, urllib3
-and uvicorn chatter only from WARNING up, whatever the level.
+and uvicorn chatter only from WARNING up, whatever the level (their narration of a failure the
+gateway reports itself: only from ERROR).
 
 `RateLimitedLog` is for causes that can repeat thousands of times a minute (a kiosk with a wrong
 secret, a client sending bad rows): the first line of each cause is logged at once, repeats in
@@ -27,6 +28,12 @@ from appliance.settings import LoggingSettings
 # Third-party loggers that narrate routine work at INFO ("Running job ...", "Started server process").
 QUIET_LOGGERS = ("apscheduler", "clickhouse_connect", "urllib3", "httpx", "httpcore", "uvicorn", "uvicorn.error",
                  "uvicorn.access", "asyncio", "litestar")
+# urllib3 warns of each retry of a failed connection ("Retrying (Retry(total=0, ...)") and
+# clickhouse-connect's HTTP client of each failure it then raises ("Unexpected Http Driver
+# Exception"): the gateway reports that failure itself in one line (a sync pass, `upstream-init`),
+# so from these only errors.
+FAILURE_NARRATORS = ("urllib3.connectionpool", "clickhouse_connect.driver.httpclient",
+                     "clickhouse_connect.driver._backend")
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 _JSON = msgspec.json.Encoder()
 
@@ -74,6 +81,8 @@ def configure_logging(settings: LoggingSettings) -> None:
         third_party.handlers.clear()  # uvicorn installs its own; ours is the only format
         third_party.propagate = True
         third_party.setLevel(max(level, logging.WARNING))
+    for name in FAILURE_NARRATORS:
+        logging.getLogger(name).setLevel(max(level, logging.ERROR))
 
 
 class RateLimitedLog:

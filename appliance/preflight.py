@@ -49,11 +49,11 @@ def upstream_findings(settings: Settings) -> list[Finding]:
     try:
         upstream = Upstream(config.url, config.database, timeout_seconds=config.timeout_seconds)
     except Exception as exc:  # noqa: BLE001 - any failure to connect is the finding itself
-        return [Finding(False, f"upstream.url: cannot connect to {where}: {_first_line(exc)}")]
+        return [Finding(False, f"upstream.url: cannot connect to {where}: {first_line(exc)}")]
     try:
         described = upstream.describe()
     except Exception as exc:  # noqa: BLE001 - as above
-        return [Finding(False, f"upstream.url: {where} did not answer: {_first_line(exc)}")]
+        return [Finding(False, f"upstream.url: {where} did not answer: {first_line(exc)}")]
     finally:
         upstream.close()
     findings = [Finding(True, f"upstream {where} answers")]
@@ -65,7 +65,7 @@ def upstream_findings(settings: Settings) -> list[Finding]:
     return findings
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:300]
 
@@ -101,7 +101,7 @@ def _geo_database(file: Path) -> Finding:
     try:
         reader = maxminddb.open_database(str(file))
     except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
-        return Finding(False, f"geo.database: {file} is not a MaxMind database ({_first_line(exc)})")
+        return Finding(False, f"geo.database: {file} is not a MaxMind database ({first_line(exc)})")
     database_type = reader.metadata().database_type
     reader.close()
     return Finding(True, f"geo.database: {file} ({database_type})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,19 @@ def test_upstream_init_reports_a_table_that_cannot_take_the_rows(tmp_path: Path)
     assert result.returncode == 1
     problems = [line for line in result.stdout.splitlines() if line.startswith("problem:")]
     assert problems == ["problem: openpanel.groups.name: type Array(String) cannot take the gateway's string"]
+
+
+def test_upstream_init_against_an_unreachable_clickhouse_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on: connection refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = write_config(tmp_path, upstream={"url": f"http://default:hunter2@127.0.0.1:{port}", "timeout_seconds": 5.0})
+    result = run(config, "upstream-init")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"upstream.url: cannot connect to 127.0.0.1:{port}: "), lines
+    assert "hunter2" not in result.stderr
 
 
 def test_status_and_sync_with_and_without_the_gateway(tmp_path: Path) -> None:
