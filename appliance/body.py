@@ -17,6 +17,7 @@ _GZIP_WBITS = 16 + zlib.MAX_WBITS
 _ZLIB_WBITS = zlib.MAX_WBITS
 _RAW_DEFLATE_WBITS = -zlib.MAX_WBITS
 SUPPORTED_ENCODINGS = ("gzip", "deflate")
+_STEP = 256 * 1024  # most bytes inflated at once
 
 
 class _Inflater:
@@ -29,15 +30,18 @@ class _Inflater:
         if encoding == "gzip":
             self._decompressor = zlib.decompressobj(_GZIP_WBITS)
 
-    def feed(self, data: bytes, room: int) -> bytes:
-        """Inflate `data`, returning at most `room + 1` bytes (one more than fits means too big)."""
-        out = bytearray()
+    def feed(self, data: bytes, out: bytearray, limit: int) -> None:
+        """Inflate `data` onto `out`, stopping once `out` holds more than `limit` bytes (too big).
+
+        Output is produced in steps of at most `_STEP` bytes straight onto `out`, so inflating a
+        body costs its own size and no copies of it.
+        """
         if self._decompressor is None:
             # The zlib header check needs two bytes, and a chunk may hold only one.
             data = self._head + data
             if len(data) < 2:
                 self._head = data
-                return b""
+                return
         while data:
             if self._decompressor is None:
                 # HTTP's "deflate" is zlib-wrapped, but some clients send raw deflate; the zlib
@@ -45,11 +49,11 @@ class _Inflater:
                 wrapped = len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
                 self._decompressor = zlib.decompressobj(_ZLIB_WBITS if wrapped else _RAW_DEFLATE_WBITS)
             try:
-                out += self._decompressor.decompress(data, room + 1 - len(out))
+                out += self._decompressor.decompress(data, min(_STEP, limit + 1 - len(out)))
             except zlib.error as exc:
                 raise BadRequest(f"body: corrupt {self._encoding} stream ({exc})") from None
-            if len(out) > room:
-                return bytes(out)
+            if len(out) > limit:
+                return
             if self._decompressor.unconsumed_tail:
                 data = self._decompressor.unconsumed_tail
             elif self._decompressor.eof and self._decompressor.unused_data and self._encoding == "gzip":
@@ -60,7 +64,6 @@ class _Inflater:
                 raise BadRequest(f"body: data after the end of the {self._encoding} stream")
             else:
                 data = b""
-        return bytes(out)
 
     def finish(self) -> None:
         """Refuse a stream that ended before its end marker."""
@@ -104,7 +107,10 @@ async def read_body(
         received += len(chunk)
         if received > max_bytes:
             raise too_large
-        body += inflater.feed(chunk, max_bytes - len(body)) if inflater else chunk
+        if inflater is not None:
+            inflater.feed(chunk, body, max_bytes)
+        else:
+            body += chunk
         if len(body) > max_bytes:
             raise too_large
     if inflater is not None:
