@@ -31,6 +31,10 @@ def test_unit_verifies_and_is_hardened(tmp_path: Path) -> None:
     assert re.search(r"^ExecStartPre=\S+ check --config ", text, re.M)
     for line in ("Type=notify", "WatchdogSec=", "ExecReload=/bin/kill -HUP $MAINPID", "MemoryMax="):
         assert line in text
+    # A setting given twice silently takes its last value: only list settings may repeat.
+    keys = [line.split("=", 1)[0] for line in text.splitlines() if "=" in line and not line.startswith("#")]
+    repeated = {key for key in keys if keys.count(key) > 1} - {"SystemCallFilter", "ExecStartPre", "Environment"}
+    assert not repeated, repeated
     # The unit as shipped, with its binary pointed at this test's interpreter.
     unit = tmp_path / "edge-gateway.service"
     unit.write_text(text.replace(INSTALLED_BINARY, f"{sys.executable} -m appliance"))
