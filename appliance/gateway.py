@@ -71,7 +71,7 @@ class Gateway:
         # Observability (appliance.metrics): counters fed by the request path, the writer and the
         # sync job; gauges set from `metrics_snapshot()` when /metrics is scraped.
         self.started_ms = self.clock()
-        self.metrics = GatewayMetrics(settings.gateway.id)
+        self.metrics = GatewayMetrics(settings.gateway.id, [project.id for project in settings.projects])
         self.writer.on_commit = self.metrics.commit_duration.observe
         # 401s and rejected rows: each cause logged once per interval, with the count held back.
         self.history = History()  # the last hour of numbers, for the status page's charts

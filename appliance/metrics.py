@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
@@ -45,7 +45,7 @@ def route_label(path: str) -> str:
 class GatewayMetrics:
     """Every `gateway_*` metric, registered in a registry of its own."""
 
-    def __init__(self, gateway_id: str) -> None:
+    def __init__(self, gateway_id: str, projects: Sequence[str] = ()) -> None:
         self.registry = registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry, platform=platform)
@@ -87,8 +87,9 @@ class GatewayMetrics:
         Info("gateway_build", "Version of the running gateway", registry=registry).info(
             {"version": __version__, "gateway_id": gateway_id})
         self.start_time.set(time.time())
-        for outcome in OUTCOMES:  # series exist from the start, so rate() sees the first event
-            self.events.labels("", outcome)
+        for project in projects:  # series exist from the start, so rate() sees the first event
+            for outcome in OUTCOMES:
+                self.events.labels(project, outcome)
         for kind in UPSTREAM_ERROR_KINDS:
             self.upstream_errors.labels(kind)
 

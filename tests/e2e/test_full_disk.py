@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import GatewayServer
+from tests.e2e.test_metrics import scrape, value
 from tests.helpers import AUTH, query, track, write_config
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root (CI runs as root)")
@@ -58,6 +59,7 @@ def test_a_disk_that_fills_gets_503_with_the_real_error_and_recovers(tmp_path: P
     _config(tmp_path, small_volume, min_free_disk_bytes=0)  # no floor: the writes themselves hit ENOSPC
     server = GatewayServer(tmp_path).start()
     filler = _fill(small_volume, leave_bytes=3 * 1024 * 1024)
+    internal_before = value(scrape(server), "gateway_events_total", project="demo", outcome="internal")
     acknowledged: set[str] = set()
     full = None
     for start in range(0, 100_000, 500):
@@ -72,6 +74,9 @@ def test_a_disk_that_fills_gets_503_with_the_real_error_and_recovers(tmp_path: P
     assert "No space left on device" in full.json()["message"]
     ready = httpx.get(f"{server.url}/readyz", timeout=10)
     assert ready.status_code == 503 and "No space left on device" in ready.json()["reason"]
+    # The refused batch's 500 valid rows could not be stored: each counts as `internal`.
+    internal_after = value(scrape(server), "gateway_events_total", project="demo", outcome="internal")
+    assert internal_after - internal_before == 500
 
     filler.unlink()  # space returns: accepted again without a restart
     after = _batch(server, 200_000, count=10)

@@ -68,6 +68,10 @@ def test_outcome_request_and_storage_metrics_move(gateway: GatewayServer) -> Non
     assert value(before, "gateway_accepting") == 1
     assert value(before, "gateway_storage_bytes") > 0 and value(before, "gateway_disk_free_bytes") > 0
     assert value(before, "gateway_writer_queue_rows") == 0
+    # Every configured project's outcome series exist before its first event (rate() sees it).
+    assert before[("gateway_events_total", (("outcome", "accepted"), ("project", "demo")))] == 0
+    assert {labels for name, labels in before if name == "gateway_events_total"} == {
+        (("outcome", outcome), ("project", "demo")) for outcome in ("accepted", "duplicate", "validation", "internal", "bot")}
 
     answer = batch(gateway, [track("a", insert_id="m-1"), track("b", insert_id="m-2"), track("c", insert_id="m-3"),
                              track("a", insert_id="m-1"), {"type": "track", "payload": {}}]).json()
