@@ -27,6 +27,7 @@ from appliance import __version__
 from appliance.logs import configure_logging
 from appliance.notify import Notifier, watchdog_interval_seconds
 from appliance.settings import Settings, SettingsError, load_settings
+from storage.writer import StorageWriter
 
 log = logging.getLogger(__name__)
 
@@ -87,17 +88,8 @@ class ManagedServer(uvicorn.Server):
         self.notifier.send("READY=1", f"STATUS=accepting events on {url}")
 
     async def _feed_watchdog(self, interval: float) -> None:
-        gateway = self.app.state.gateway
         timeout = min(interval, self.settings.health.watchdog_writer_timeout_seconds)
-        while True:
-            try:
-                await asyncio.wait_for(gateway.writer.call(_no_op), timeout)
-            except Exception as exc:  # noqa: BLE001 - any failure means: do not feed
-                log.error("storage writer did not answer within %.0fs (%s): not feeding the systemd watchdog",
-                          timeout, type(exc).__name__)
-            else:
-                self.notifier.send("WATCHDOG=1")
-            await asyncio.sleep(interval)
+        await feed_watchdog(self.app.state.gateway.writer, self.notifier, interval, timeout)
 
     def reload(self) -> None:
         """SIGHUP: re-read `[logging]`; anything else in the file needs a restart."""
@@ -121,6 +113,20 @@ class ManagedServer(uvicorn.Server):
             await super().shutdown(sockets)
         finally:
             self.address_file.unlink(missing_ok=True)
+
+
+async def feed_watchdog(writer: StorageWriter, notifier: Notifier, interval: float, timeout: float) -> None:
+    """Every `interval`, send `WATCHDOG=1` if a no-op call through the writer came back within
+    `timeout`: a writer stuck in a commit or checkpoint stops the feeding, and systemd restarts us."""
+    while True:
+        try:
+            await asyncio.wait_for(writer.call(_no_op), timeout)
+        except Exception as exc:  # noqa: BLE001 - any failure means: do not feed
+            log.error("storage writer did not answer within %gs (%s): not feeding the systemd watchdog",
+                      timeout, type(exc).__name__)
+        else:
+            notifier.send("WATCHDOG=1")
+        await asyncio.sleep(interval)
 
 
 def _no_op(_: object) -> None:
