@@ -56,6 +56,23 @@ class SessionStartLocks:
             log.warning("session-start cache: claim not recorded (%s)", exc)
             return False
 
+    def claim_all(self, sessions: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Claim every `(project_id, session_id)` in one cache transaction; returns those this
+        call took; none when the cache cannot be written (the table decides, see above)."""
+        cache = self._open()
+        if cache is None:
+            return []
+        taken = []
+        try:
+            with cache.transact():
+                for project_id, session_id in sessions:
+                    if cache.add(self.key(project_id, session_id), 1, expire=self._expire_seconds):
+                        taken.append((project_id, session_id))
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("session-start cache: claims not recorded (%s)", exc)
+            return []
+        return taken
+
     def release(self, project_id: str, session_id: str) -> None:
         """Give a claim back (its transaction did not commit)."""
         if self._cache is None:

@@ -80,13 +80,22 @@ def _aggregate(rows: list[EventRow]) -> dict[str, Any]:
     }
 
 
-def session_start_row(rows: list[EventRow], session_id: str) -> EventRow:
+def first_events(rows: list[EventRow]) -> dict[str, EventRow]:
+    """Per session id, its earliest event in `rows` (the first one of equal times), in one pass."""
+    firsts: dict[str, EventRow] = {}
+    for row in rows:
+        if row.session_id and row.name not in SESSION_EVENTS:
+            current = firsts.get(row.session_id)
+            if current is None or row.created_at < current.created_at:
+                firsts[row.session_id] = row
+    return firsts
+
+
+def session_start_row(first: EventRow) -> EventRow:
     """A copy of the session's first event, 100 ms before it (docs/contract.md §7)."""
-    first = min((r for r in rows if r.session_id == session_id and r.name not in SESSION_EVENTS),
-                key=lambda r: r.created_at)
     return msgspec.structs.replace(
         first,
-        id=session_event_id("session_start", first.project_id, session_id),
+        id=session_event_id("session_start", first.project_id, first.session_id),
         id_from_client=False,
         name="session_start",
         created_at=first.created_at - SESSION_START_LEAD_MS,

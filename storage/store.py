@@ -33,7 +33,7 @@ from storage.schema import (
     SESSION_ARROW_SCHEMA,
     SESSION_COLUMNS,
 )
-from storage.sessions import session_deltas, session_end_row, session_start_row
+from storage.sessions import first_events, session_deltas, session_end_row, session_start_row
 
 log = logging.getLogger(__name__)
 
@@ -179,17 +179,16 @@ class Store:
             "touched_sessions", pa.table({"id": pa.array(list(deltas), pa.string())}),
             """SELECT id, referrer, referrer_name, referrer_type FROM sessions
                WHERE id IN (SELECT id FROM touched_sessions)""", [])}
-        starts = 0
-        for session_id, delta in deltas.items():
-            if session_id in stored:
-                continue
-            # The sessions table says this session is new. The lock is claimed for the record
-            # (and for any other writer of this cache); a key left by a transaction that never
-            # committed is stale, and the table is the truth.
-            if self.locks.claim(delta["project_id"], session_id):
-                claimed.append((delta["project_id"], session_id))
-            rows.append(session_start_row(rows, session_id))
-            starts += 1
+        new_sessions = [(delta["project_id"], session_id) for session_id, delta in deltas.items()
+                        if session_id not in stored]
+        if new_sessions:
+            # The sessions table says these sessions are new. Their locks are claimed for the
+            # record (and for any other writer of this cache), all in one cache transaction; a
+            # key left by a transaction that never committed is stale, and the table is the truth.
+            claimed += self.locks.claim_all(new_sessions)
+            firsts = first_events(rows)
+            rows.extend(session_start_row(firsts[session_id]) for _, session_id in new_sessions)
+        starts = len(new_sessions)
         # A session's referrer is the one it started with: the stored row's, or a new session's
         # first event's. Every event of the session carries it (OpenPanel's referrer inheritance).
         referrers = [stored.get(session_id) or (delta["referrer"], delta["referrer_name"], delta["referrer_type"])
