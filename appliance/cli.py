@@ -1,4 +1,5 @@
-"""Operator commands: `check`, `upstream-init`, `sync`, `status`, `backup` (docs/contract.md §3.6, §10).
+"""Operator commands: `check`, `upstream-init`, `sync`, `status`, `backup` (docs/operations.md;
+`upstream-init`: docs/contract.md §10; the admin endpoints they use: §3.6).
 
 Only one process can open the DuckDB file, so `sync` and `status` ask the running gateway
 through its loopback admin endpoints; when no gateway answers they open the files themselves.

@@ -42,6 +42,12 @@ class UnsupportedMediaType(GatewayError):
     status_code = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
 
 
+class Conflict(GatewayError):
+    """The request cannot be done in this gateway's configuration (e.g. a sync without upstream)."""
+
+    status_code = HTTPStatus.CONFLICT
+
+
 class ServiceUnavailable(GatewayError):
     """The gateway cannot store events right now (disk cap, writer down); retry later."""
 

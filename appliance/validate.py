@@ -223,8 +223,8 @@ def _check_strings(path: str, values: list[str]) -> None:
 def _check_replay(p: wire.ReplayPayload) -> None:
     if not 0 <= p.chunk_index <= 65535:
         raise RowInvalid("payload.chunk_index: must be between 0 and 65535")
-    if p.events_count < 1:
-        raise RowInvalid("payload.events_count: must be at least 1")
+    if not 1 <= p.events_count <= 65535:  # OpenPanel's column is UInt16
+        raise RowInvalid("payload.events_count: must be between 1 and 65535")
     for field in ("started_at", "ended_at"):
         if parse_timestamp_ms(getattr(p, field)) is None:
             raise RowInvalid(f"payload.{field}: must be an ISO-8601 time")

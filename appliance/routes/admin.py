@@ -14,7 +14,7 @@ import msgspec
 from litestar import Request, Response, get, post
 
 from appliance import __version__, wire
-from appliance.errors import BadRequest, GatewayError
+from appliance.errors import BadRequest, Conflict, GatewayError
 from appliance.gateway import Gateway
 from appliance.networks import peer_in
 from appliance.routes.health import not_ready_reason
@@ -58,8 +58,7 @@ async def sync_now(request: Request[Any, Any, Any]) -> Response[bytes]:
     gateway = admin_gateway(request)
     max_batches = _max_batches(request.query_params.get("max_batches"))
     if gateway.sync is None:
-        return Response(content=b'{"error":"no upstream configured (upstream.url is empty)"}',
-                        status_code=409, media_type="application/json")
+        raise Conflict("no upstream configured (upstream.url is empty): nothing to sync")
     result = await gateway.sync.run_once(max_batches=max_batches)
     return Response(content=wire.encoder.encode(msgspec.to_builtins(result)), media_type="application/json")
 

@@ -300,14 +300,17 @@ def test_a_table_that_cannot_take_the_rows_is_one_problem_not_a_retry_loop(site:
 
 
 def test_a_value_the_upstream_type_cannot_hold_is_quarantined(site: Site) -> None:
-    site.post([replay(0, events_count=70_000), replay(1, events_count=12)])  # events_count is UInt16 upstream
+    # An upstream narrower than OpenPanel's (UInt16): 300 is valid here but does not fit there.
+    site.upstream.command(f"ALTER TABLE {site.upstream.database}.session_replay_chunks "
+                          "MODIFY COLUMN events_count UInt8")
+    site.post([replay(0, events_count=300), replay(1, events_count=12)])
     result = site.sync()
     assert result["error"] is None and result["quarantined_rows"] == 1
     assert site.up("SELECT chunk_index, events_count FROM UP.session_replay_chunks") == [(1, 12)]
     reader = site.http.app.state.gateway.writer.reader()
     error, row = reader.execute("SELECT error, row FROM sync_quarantine").fetchone()
     reader.close()
-    assert error == "session_replay_chunks.events_count: 70000 does not fit UInt16"
+    assert error == "session_replay_chunks.events_count: 300 does not fit UInt8"
     assert json.loads(row)["chunk_index"] == 0
 
 

@@ -1,6 +1,6 @@
 """The official OpenPanel JS SDK (`@openpanel/sdk` from npm, on the machine's Node.js) against the
 real gateway: track, identify, increment, decrement, setGroup, upsertGroup and revenue land as
-docs/contract.md §7 says. `npm ci --prefix tests/e2e/sdk` installs it (the README's test command does)."""
+docs/contract.md §3.2, §6.3 and §7 say. `npm ci --prefix tests/e2e/sdk` installs it (the README's test command does)."""
 
 from __future__ import annotations
 

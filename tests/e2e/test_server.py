@@ -49,6 +49,13 @@ def test_2000_events_with_bad_rows_at_exact_indices(server: GatewayServer) -> No
     assert names == {f"e{i}" for i in range(2000) if i not in bad}
 
 
+def test_sync_without_an_upstream_is_a_409_in_the_usual_shape(server: GatewayServer) -> None:
+    response = httpx.post(f"{server.url}/admin/sync", timeout=30)
+    assert response.status_code == 409
+    assert response.json() == {"status": 409, "error": "Conflict",
+                               "message": "no upstream configured (upstream.url is empty): nothing to sync"}
+
+
 def test_limits(server: GatewayServer) -> None:
     too_many = post_batch(server, [track()] * 2001)
     assert too_many.status_code == 400
