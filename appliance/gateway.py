@@ -14,10 +14,11 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
+from appliance.admission import Admission
 from appliance.auth import Authenticator
 from appliance.capacity import DiskGuard
 from appliance.enrich.client_ip import IPNetwork, parse_networks
@@ -38,6 +39,9 @@ from sync.job import PassResult, SyncJob
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+PREPARED_AT_ONCE = 2
+
 
 class Gateway:
     """Settings plus the open resources every request needs."""
@@ -53,6 +57,11 @@ class Gateway:
             memory_limit=settings.storage.memory_limit,
         )
         self.live = LiveSessions(self.session_timeout_ms)
+        self.admission = Admission(settings.limits.max_pending_events)
+        # Requests prepared (decoded, validated, enriched) at once, in worker threads. Python
+        # holds the GIL for that work, so more at once is no faster; each one holds its decoded
+        # body, so more at once is more memory.
+        self._preparing = asyncio.Semaphore(PREPARED_AT_ONCE)
         self.sync: SyncJob | None = None
         if settings.upstream.url:
             self.sync = SyncJob(
@@ -116,6 +125,11 @@ class Gateway:
         if self._geo is not None:
             self._geo.close()
         log.info("storage closed")
+
+    async def prepare(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a request's CPU-bound preparation in a worker thread, a few requests at a time."""
+        async with self._preparing:
+            return await asyncio.to_thread(function, *args)
 
     async def salts_for(self, received_ms: int) -> tuple[str, str | None]:
         """The device-id salt of the UTC day `received_ms` falls in (created on first use), and
@@ -181,6 +195,7 @@ class Gateway:
         last_success = self.sync.last_success_ms if self.sync else None
         state.update(
             writer_queue_rows=self.writer.queued_rows(), writer_queue_requests=self.writer.backlog,
+            pending_events=self.admission.pending_events,
             last_success_seconds=last_success / 1000 if last_success else 0.0,
             storage_bytes=self.disk.used_bytes(), disk_free_bytes=self.disk.free_bytes(),
             accepting=self.writer.running and self.disk.problem() is None,

@@ -62,6 +62,9 @@ class GatewayMetrics:
             registry=registry, buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
         self.writer_queue_rows = Gauge("gateway_writer_queue_rows", "Rows waiting for the storage writer",
                                        registry=registry)
+        self.pending_events = Gauge("gateway_pending_events",
+                                    "Events admitted and not yet answered (503 past limits.max_pending_events)",
+                                    registry=registry)
         self.writer_queue_requests = Gauge("gateway_writer_queue_requests",
                                            "Requests and maintenance calls waiting for the storage writer",
                                            registry=registry)
@@ -103,6 +106,7 @@ class GatewayMetrics:
         """Set the gauges from a snapshot (`Gateway.metrics_snapshot`)."""
         self.writer_queue_rows.set(state["writer_queue_rows"])
         self.writer_queue_requests.set(state["writer_queue_requests"])
+        self.pending_events.set(state["pending_events"])
         self.sessions_open.set(state["open_sessions"])
         self.quarantined.set(state["quarantined_rows"])
         for table, entry in state["backlog"].items():

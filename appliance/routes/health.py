@@ -13,8 +13,6 @@ from appliance.gateway import Gateway
 from storage.store import Store
 from storage.writer import WriterStopped
 
-# More requests than this waiting for the writer means it is not keeping up.
-MAX_WRITER_BACKLOG = 64
 _PING_TIMEOUT_SECONDS = 2.0
 
 
@@ -39,8 +37,10 @@ async def not_ready_reason(gateway: Gateway) -> str | None:
     """Why the gateway cannot store events now, or None."""
     if not gateway.writer.running:
         return "storage writer is not running"
-    if gateway.writer.backlog > MAX_WRITER_BACKLOG:
-        return f"storage writer is behind: {gateway.writer.backlog} requests waiting"
+    admission = gateway.admission
+    if admission.overloaded(gateway.settings.limits.max_batch_events):
+        return (f"busy: {admission.pending_events} events are waiting to be stored "
+                f"(limit {admission.max_pending_events}); full batches get 503")
     if gateway.writer.last_commit_error is not None:
         return f"last commit failed: {gateway.writer.last_commit_error}"
     problem = gateway.disk.problem()

@@ -8,7 +8,6 @@ the writer has committed them. CORS headers are added around these handlers by `
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -17,6 +16,7 @@ import msgspec
 from litestar import Request, Response, get, post
 
 from appliance import wire
+from appliance.admission import Ticket
 from appliance.auth import Client, Credentials
 from appliance.batch import PreparedRows, prepare_rows
 from appliance.body import read_body
@@ -159,11 +159,16 @@ async def _store(gateway: Gateway, dispatched: Dispatched, project: ProjectSetti
 async def track(request: Request[Any, Any, Any]) -> Response[bytes]:
     """One event; `200 {deviceId, sessionId}` once it is stored (or was stored before)."""
     gateway = _gateway(request)
+    with gateway.admission.admit(1):
+        return await _track(request, gateway)
+
+
+async def _track(request: Request[Any, Any, Any], gateway: Gateway) -> Response[bytes]:
     received_ms = gateway.clock()
     client, body = await _authenticated_body(request, gateway)
     context = await _context(request, gateway, client, received_ms)
     refused = {0: LONE_SURROGATE_ERROR} if lone_surrogates(body) else {}
-    prepared = await asyncio.to_thread(
+    prepared = await gateway.prepare(
         prepare_rows, [body], refused, context, _window(gateway, received_ms), _limits(gateway), client.has_secret
     )
     project = client.project
@@ -194,13 +199,22 @@ async def track(request: Request[Any, Any, Any]) -> Response[bytes]:
 async def track_batch(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Up to `max_batch_events` events, each answered on its own (docs/contract.md §3.4)."""
     gateway = _gateway(request)
+    max_events = gateway.settings.limits.max_batch_events
+    # The most a batch may carry is reserved before its body is read (appliance.admission).
+    with gateway.admission.admit(max_events) as ticket:
+        return await _track_batch(request, gateway, ticket)
+
+
+async def _track_batch(request: Request[Any, Any, Any], gateway: Gateway, ticket: Ticket) -> Response[bytes]:
     received_ms = gateway.clock()
     client, body = await _authenticated_body(request, gateway)
     context = await _context(request, gateway, client, received_ms)
-    prepared = await asyncio.to_thread(
+    prepared = await gateway.prepare(
         _prepare_batch, body, gateway.settings.limits.max_batch_events, context, _window(gateway, received_ms),
         _limits(gateway), client.has_secret,
     )
+    del body  # not needed while the rows wait for the writer
+    ticket.lower_to(prepared.item_count)
     project = client.project
     rejected = prepared.rejected
     try:
