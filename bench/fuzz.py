@@ -9,6 +9,7 @@ stops the server with SIGTERM and reads the DuckDB file: every accepted row stor
 nothing of a refused row stored. Prints one line per request kind and the totals:
 
     .venv/bin/python bench/fuzz.py --requests 100000
+    .venv/bin/python bench/fuzz.py --requests 100000 --server-python /path/to/production/venv/bin/python
 
 Invariants: no 5xx; no request without an HTTP answer and no server exit (crashes); outcomes
 add up; good rows of a mixed batch accepted; the stored state as answered; peak RSS of the
@@ -39,13 +40,13 @@ sys.path.insert(0, str(REPO))
 from tests.hostile import CLIENT_ID, CLIENT_SECRET, STORED_IDS_SQL, Generator, Ledger, exchange  # noqa: E402
 
 
-def _start(folder: Path, memory_limit: str) -> tuple[subprocess.Popen[str], str, list[str]]:
+def _start(folder: Path, memory_limit: str, python: str) -> tuple[subprocess.Popen[str], str, list[str]]:
     (folder / "config.toml").write_text(
         '[server]\nhost = "127.0.0.1"\nport = 0\n[storage]\npath = "var/fuzz.duckdb"\ncache_dir = "var/cache"\n'
         f'min_free_disk_bytes = 0\nmemory_limit = "{memory_limit}"\n'
         f'[[projects]]\nid = "demo"\nclient_id = "{CLIENT_ID}"\nclient_secret = "{CLIENT_SECRET}"\n'
     )
-    process = subprocess.Popen([sys.executable, "-m", "appliance", "serve", "--config", str(folder / "config.toml")],
+    process = subprocess.Popen([python, "-m", "appliance", "serve", "--config", str(folder / "config.toml")],
                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
     output: list[str] = []
@@ -84,10 +85,14 @@ def main() -> int:
     # DuckDB's cache grows with the data stored (up to storage.memory_limit, 1GB by default); the
     # RSS bound is about what requests cost, so the run caps the cache and says so.
     parser.add_argument("--duckdb-memory-limit", default="128MB")
+    # The interpreter that runs the server. This one has the test extras (chdb, and pandas with
+    # it, which DuckDB imports once it sees it: ~50 MB more RSS); a production install has neither
+    # (deploy/requirements.txt), so give that venv's python to measure what a site box runs.
+    parser.add_argument("--server-python", default=sys.executable)
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="gateway-fuzz-"))
-    process, url, output = _start(folder, args.duckdb_memory_limit)
+    process, url, output = _start(folder, args.duckdb_memory_limit, args.server_python)
     host, port = url.removeprefix("http://").rsplit(":", 1)
     server = psutil.Process(process.pid)
     ledger = Ledger()
@@ -97,14 +102,21 @@ def main() -> int:
     remaining = [args.requests]
     deadline = time.monotonic() + args.max_minutes * 60
     peak_rss = [0]
+    timeline: list[tuple[float, int, int]] = []  # (seconds, requests done, peak RSS of that minute)
     stop = threading.Event()
 
     def sample_rss() -> None:
+        minute_peak, next_mark = 0, time.monotonic() + 60
         while not stop.is_set():
             try:
-                peak_rss[0] = max(peak_rss[0], server.memory_info().rss)
+                rss = server.memory_info().rss
             except psutil.Error:
                 return
+            peak_rss[0] = max(peak_rss[0], rss)
+            minute_peak = max(minute_peak, rss)
+            if time.monotonic() >= next_mark:
+                timeline.append((next_mark - started, args.requests - remaining[0], minute_peak))
+                minute_peak, next_mark = 0, next_mark + 60
             time.sleep(0.2)
 
     def client(number: int) -> None:
@@ -171,7 +183,10 @@ def main() -> int:
     print(f"5xx: {total['5xx']}   crashes: {len(crashes)}   invariant violations: {len(ledger.violations)}   "
           f"server tracebacks logged: {tracebacks}")
     print(f"peak RSS of the server: {peak_rss[0] / 2**20:.0f} MB (limit {args.max_rss_mb:.0f} MB); "
-          f"ready afterwards: {ready}; storage.memory_limit = {args.duckdb_memory_limit}")
+          f"ready afterwards: {ready}; storage.memory_limit = {args.duckdb_memory_limit}; "
+          f"server interpreter: {'this one' if args.server_python == sys.executable else args.server_python}")
+    # Growth over time tells a leak from a spike: each minute's peak, with the requests sent by then.
+    print("RSS by minute (MB): " + ", ".join(f"{int(t // 60)}m:{rss / 2**20:.0f}" for t, _, rss in timeline))
     for line in (crashes + ledger.violations)[:20]:
         print("  !", line)
     errors = [n for n, line in enumerate(output) if " ERROR " in line or line.startswith("Traceback")]

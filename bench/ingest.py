@@ -9,7 +9,16 @@ Prints events/s, p50/p99 batch latency, bytes per event and the server's peak RS
 `--upstream-hangs` the gateway forwards every 2 s to an upstream that never answers, to show
 that a dead uplink does not slow ingestion.
 
+`--mix sparse` gives every event its own device (`__deviceId`) and a timestamp within the last
+three days, so about one session per event (the costliest case for the writer); `--mix app` (the
+default) is the mix above. `--rate N` paces the clients to N events/s in total. A `503` (load
+shed, appliance.admission) is counted as refused, with its own latency, and the batch is resent
+after `Retry-After`. After each run the DuckDB file is read: every acknowledged event must be
+stored. Server CPU per accepted event is printed (user + system seconds of the server process).
+
     .venv/bin/python bench/ingest.py --runs 3
+    .venv/bin/python bench/ingest.py --runs 3 --mix sparse
+    .venv/bin/python bench/ingest.py --clients 50 --seconds 30
 
 Client and server share the machine, so figures are for comparing changes on the same box.
 """
@@ -30,6 +39,7 @@ import time
 import uuid
 from pathlib import Path
 
+import duckdb
 import httpx
 import msgspec
 import psutil
@@ -62,13 +72,17 @@ def write_config(folder: Path, sections: str = "") -> Path:
     return path
 
 
-def _templates(count: int = 400) -> list[bytes]:
-    """Encoded events with an id placeholder: app screens, taps, purchases, sensor readings."""
+def _templates(count: int = 400, mix: str = "app") -> list[bytes]:
+    """Encoded events with an id placeholder: app screens, taps, purchases, sensor readings.
+
+    In the sparse mix the placeholder is also the event's `__deviceId` (a device per event) and
+    timestamps spread over three days."""
     rng = random.Random(7)
     now = dt.datetime.now(dt.UTC)
+    spread_seconds = 3 * 86400 if mix == "sparse" else 6 * 3600
     encoded = []
     for n in range(count):
-        when = (now - dt.timedelta(seconds=rng.randint(0, 6 * 3600))).isoformat(timespec="milliseconds")
+        when = (now - dt.timedelta(seconds=rng.randint(0, spread_seconds))).isoformat(timespec="milliseconds")
         common = {
             "__insertId": _ID_MARK.decode(),
             "__timestamp": when.replace("+00:00", "Z"),
@@ -133,6 +147,8 @@ def _templates(count: int = 400) -> list[bytes]:
                 },
             )
         props.update(common)
+        if mix == "sparse":
+            props["__deviceId"] = _ID_MARK.decode()
         props["context"] = _sdk_context(rng, sensor=kind == 3)
         event = {"type": "track", "payload": {"name": name, "properties": props}}
         if kind in (1, 2):
@@ -188,12 +204,12 @@ def _batch_body(templates: list[bytes], size: int, rng: random.Random) -> bytes:
 class Server:
     """The gateway as a subprocess on a free port."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, python: str = sys.executable) -> None:
         config = folder / "config.toml"
         if not config.exists():
             write_config(folder)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "appliance", "serve", "--config", str(config)],
+            [python, "-m", "appliance", "serve", "--config", str(config)],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -255,34 +271,48 @@ def run_once(args: argparse.Namespace, templates: list[bytes]) -> dict[str, floa
         # Forwarding on, every 2 s, into an upstream that never answers (5 s timeout).
         front, url = _hanging_upstream(folder)
         write_config(folder, f'[upstream]\nurl = "{url}"\ntimeout_seconds = 5.0\n[sync]\ninterval_seconds = 2.0\n')
-    server = Server(folder)
+    server = Server(folder, args.server_python)
     latencies: list[float] = []
+    refused_latencies: list[float] = []
     accepted, failures, body_bytes = [0], [], [0]
     lock = threading.Lock()
     budget = iter(range(args.max_requests))
     deadline = time.monotonic() + args.seconds
+    # --rate: each client sends one batch every `interval` seconds, on a fixed schedule.
+    interval = args.clients * args.batch_size / args.rate if args.rate else 0.0
 
     def client(number: int) -> None:
         rng = random.Random(number)
         headers = {**HEADERS, "user-agent": USER_AGENTS[number % len(USER_AGENTS)]}
+        next_send = time.monotonic() + interval * number / args.clients
         with httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
             while time.monotonic() < deadline and next(budget, None) is not None:
+                if interval:
+                    time.sleep(max(0.0, next_send - time.monotonic()))
+                    next_send += interval
                 body = _batch_body(templates, args.batch_size, rng)
-                started = time.perf_counter()
-                try:
-                    response = http.post("/track/batch", content=body)
-                except httpx.HTTPError as exc:  # counted, never silently missing from the totals
+                while time.monotonic() < deadline:
+                    started = time.perf_counter()
+                    try:
+                        response = http.post("/track/batch", content=body)
+                    except httpx.HTTPError as exc:  # counted, never silently missing from the totals
+                        with lock:
+                            failures.append(f"{type(exc).__name__}: {exc}")
+                        break
+                    elapsed = time.perf_counter() - started
+                    if response.status_code == 503 and "retry-after" in response.headers:
+                        with lock:  # shed: the same batch again after Retry-After, as an SDK would
+                            refused_latencies.append(elapsed)
+                        time.sleep(float(response.headers["retry-after"]))
+                        continue
                     with lock:
-                        failures.append(f"{type(exc).__name__}: {exc}")
-                    continue
-                elapsed = time.perf_counter() - started
-                with lock:
-                    latencies.append(elapsed)
-                    body_bytes[0] += len(body)
-                    if response.status_code == 202 and response.json()["accepted"] == args.batch_size:
-                        accepted[0] += args.batch_size
-                    else:
-                        failures.append(f"{response.status_code} {response.text[:200]}")
+                        latencies.append(elapsed)
+                        body_bytes[0] += len(body)
+                        if response.status_code == 202 and response.json()["accepted"] == args.batch_size:
+                            accepted[0] += args.batch_size
+                        else:
+                            failures.append(f"{response.status_code} {response.text[:200]}")
+                    break
 
     try:
         started = time.monotonic()
@@ -295,6 +325,7 @@ def run_once(args: argparse.Namespace, templates: list[bytes]) -> dict[str, floa
         peak_rss, server_cpu = server.peak_rss_mib(), server.cpu_seconds()
     finally:
         exit_code = server.stop()
+        stored = _stored_events(folder / "var" / "bench.duckdb")
         if front is not None:
             front.kill()
             front.wait()
@@ -304,17 +335,33 @@ def run_once(args: argparse.Namespace, templates: list[bytes]) -> dict[str, floa
             shutil.rmtree(folder, ignore_errors=True)
     for failure in failures[:5]:
         print(f"  failed batch: {failure}")
+    if stored < accepted[0]:
+        print(f"  !! {accepted[0] - stored} acknowledged events are not stored")
     return {
         "events_per_s": accepted[0] / wall,
         "p50_ms": _percentile_ms(latencies, 0.50),
         "p99_ms": _percentile_ms(latencies, 0.99),
         "peak_rss_mib": peak_rss,
         "server_cpu_s": server_cpu,
+        "cpu_us_per_event": 1e6 * server_cpu / max(1, accepted[0]),
+        "refused": len(refused_latencies),
+        "refused_p99_ms": _percentile_ms(refused_latencies, 0.99),
+        "missing": accepted[0] - stored,
         "bytes_per_event": body_bytes[0] / max(1, len(latencies) * args.batch_size),
         "events": accepted[0],
         "failed_batches": len(failures),
         "exit_code": exit_code,
     }
+
+
+def _stored_events(database: Path) -> int:
+    """Events the clients sent that are in the store (session events are the gateway's own)."""
+    if not database.exists():
+        return 0
+    with duckdb.connect(str(database), read_only=True) as connection:
+        row = connection.execute(
+            "SELECT count(*) FROM events WHERE name IN ('screen_view', 'button_tap', 'purchase', 'reading')").fetchone()
+    return int(row[0]) if row else 0
 
 
 def _percentile_ms(latencies: list[float], fraction: float) -> float:
@@ -334,8 +381,13 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary data folder")
     parser.add_argument("--upstream-hangs", action="store_true",
                         help="forward to an upstream that never answers (ingest must not slow down)")
+    parser.add_argument("--mix", choices=("app", "sparse"), default="app",
+                        help="sparse: a device per event, timestamps over 3 days (about one session per event)")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="events/s of all clients together (0: as fast as they can)")
+    parser.add_argument("--server-python", default=sys.executable, help="the interpreter that runs the server")
     args = parser.parse_args()
-    templates = _templates()
+    templates = _templates(mix=args.mix)
     results = []
     for run in range(1, args.runs + 1):
         result = run_once(args, templates)
@@ -343,19 +395,23 @@ def main() -> None:
         print(
             f"run {run}: {result['events_per_s']:,.0f} events/s, p50 {result['p50_ms']:.0f} ms, "
             f"p99 {result['p99_ms']:.0f} ms, peak RSS {result['peak_rss_mib']:.0f} MiB, "
-            f"server CPU {result['server_cpu_s']:.1f} s, "
+            f"server CPU {result['server_cpu_s']:.1f} s ({result['cpu_us_per_event']:.0f} us/event), "
+            f"{result['refused']} refused (503, p99 {result['refused_p99_ms']:.0f} ms), "
+            f"{result['missing']} acknowledged but not stored, "
             f"{result['bytes_per_event']:.0f} B/event, {result['events']:,} events, "
             f"{result['failed_batches']} failed batches, server exit {result['exit_code']}"
         )
     if args.runs > 1:
         median = {
             key: statistics.median(r[key] for r in results)
-            for key in ("events_per_s", "p50_ms", "p99_ms", "peak_rss_mib")
+            for key in ("events_per_s", "p50_ms", "p99_ms", "peak_rss_mib", "cpu_us_per_event")
         }
         print(
             f"median of {args.runs}: {median['events_per_s']:,.0f} events/s, p50 {median['p50_ms']:.0f} ms, "
-            f"p99 {median['p99_ms']:.0f} ms, peak RSS {median['peak_rss_mib']:.0f} MiB "
-            f"({args.clients} clients x {args.batch_size}-event batches, {args.seconds:.0f} s)"
+            f"p99 {median['p99_ms']:.0f} ms, peak RSS {median['peak_rss_mib']:.0f} MiB, "
+            f"server CPU {median['cpu_us_per_event']:.0f} us/event "
+            f"({args.mix} mix, {args.clients} clients x {args.batch_size}-event batches, {args.seconds:.0f} s"
+            f"{f', {args.rate:.0f} events/s offered' if args.rate else ''})"
         )
 
 

@@ -18,6 +18,10 @@ from storage.migrations import MIGRATIONS
 # DuckDB checkpoints inside a commit once the WAL passes this size; the writer checkpoints on
 # its own schedule well before, so this is only the last resort.
 _AUTOMATIC_CHECKPOINT_THRESHOLD = "1GB"
+# DuckDB's allocator keeps what a task freed until the task's peak passes this (128 MiB by
+# default), so every large insert left up to that much resident. At 8 MiB the gateway's peak RSS
+# under hostile load is ~30 MB lower (bench/fuzz.py), for no measurable ingest cost.
+_ALLOCATOR_FLUSH_THRESHOLD = "8MB"
 
 
 def open_database(path: str, memory_limit: str = "1GB") -> duckdb.DuckDBPyConnection:
@@ -26,6 +30,7 @@ def open_database(path: str, memory_limit: str = "1GB") -> duckdb.DuckDBPyConnec
     # DuckDB's default is 80% of RAM for its cache; a site box runs other things too.
     connection = duckdb.connect(path, config={"memory_limit": memory_limit})
     connection.execute(f"SET checkpoint_threshold = '{_AUTOMATIC_CHECKPOINT_THRESHOLD}'")
+    connection.execute(f"SET allocator_flush_threshold = '{_ALLOCATOR_FLUSH_THRESHOLD}'")
     disable_progress_bar(connection)
     migrate(connection)
     return connection
