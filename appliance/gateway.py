@@ -242,6 +242,7 @@ class Gateway:
     async def apply_retention(self) -> dict[str, int]:
         """Delete forwarded rows older than `storage.retention_days` (never unforwarded ones)."""
         deleted = await delete_forwarded(self.writer, self.clock(), self.settings.storage.retention_days)
+        deleted["session_start_keys"] = await self.writer.call(lambda store: store.locks.forget_expired())
         log.info("retention: deleted %s", deleted)
         return deleted
 

@@ -61,12 +61,13 @@ USER_AGENTS = [
 _ID_MARK = b"X" * 32
 
 
-def write_config(folder: Path, sections: str = "") -> Path:
-    """A config in `folder`: free port, storage inside it, the bench project, plus `sections`."""
+def write_config(folder: Path, sections: str = "", storage: str = "") -> Path:
+    """A config in `folder`: free port, storage inside it (plus `storage` lines), the bench
+    project, plus `sections`."""
     path = folder / "config.toml"
     path.write_text(
         '[server]\nport = 0\n[storage]\npath = "var/bench.duckdb"\ncache_dir = "var/cache"\n'
-        f"min_free_disk_bytes = 0\n{sections}\n[[projects]]\nid = \"bench\"\n"
+        f"min_free_disk_bytes = 0\n{storage}\n{sections}\n[[projects]]\nid = \"bench\"\n"
         f'client_id = "{CLIENT_ID}"\nclient_secret = "bench-secret"\n'
     )
     return path
@@ -266,11 +267,14 @@ def _hanging_upstream(folder: Path) -> tuple[subprocess.Popen[str], str]:
 
 def run_once(args: argparse.Namespace, templates: list[bytes]) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
+    storage = f'memory_limit = "{args.memory_limit}"' if args.memory_limit else ""
+    write_config(folder, storage=storage)
     front = None
     if args.upstream_hangs:
         # Forwarding on, every 2 s, into an upstream that never answers (5 s timeout).
         front, url = _hanging_upstream(folder)
-        write_config(folder, f'[upstream]\nurl = "{url}"\ntimeout_seconds = 5.0\n[sync]\ninterval_seconds = 2.0\n')
+        write_config(folder, f'[upstream]\nurl = "{url}"\ntimeout_seconds = 5.0\n[sync]\ninterval_seconds = 2.0\n',
+                     storage=storage)
     server = Server(folder, args.server_python)
     latencies: list[float] = []
     refused_latencies: list[float] = []
@@ -386,6 +390,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.0,
                         help="events/s of all clients together (0: as fast as they can)")
     parser.add_argument("--server-python", default=sys.executable, help="the interpreter that runs the server")
+    parser.add_argument("--memory-limit", default="", help="storage.memory_limit (DuckDB); default: the gateway's")
     args = parser.parse_args()
     templates = _templates(mix=args.mix)
     results = []

@@ -35,7 +35,9 @@ class SessionStartLocks:
         if self._cache is None:
             try:
                 Path(self._directory).mkdir(parents=True, exist_ok=True)
-                self._cache = diskcache.Cache(self._directory)
+                # No culling on every add (diskcache's default measures the cache's size each
+                # time, ~a third of a claim's cost); expired keys go in `forget_expired`, daily.
+                self._cache = diskcache.Cache(self._directory, cull_limit=0, eviction_policy="none")
             except (sqlite3.Error, OSError) as exc:
                 log.warning("session-start cache at %s cannot be opened (%s); retried on next use",
                             self._directory, exc)
@@ -82,6 +84,17 @@ class SessionStartLocks:
         except (sqlite3.Error, OSError) as exc:
             # A key left behind is harmless: the sessions table decides (see above).
             log.warning("session-start cache: claim not released (%s)", exc)
+
+    def forget_expired(self) -> int:
+        """Remove keys whose expiry has passed (no event of their session can arrive any more)."""
+        cache = self._open()
+        if cache is None:
+            return 0
+        try:
+            return int(cache.expire())
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("session-start cache: expired keys not removed (%s)", exc)
+            return 0
 
     def close(self) -> None:
         if self._cache is not None:

@@ -1,9 +1,10 @@
 """`POST /track`, `POST /track/batch`, `GET /track/device-id` (docs/contract.md §3).
 
-Each handler walks the event's path: authenticate (secret or allowed origin), check capacity,
-read the body within its limits, then (in a worker thread, `appliance.batch`) split and decode
-with the prebuilt msgspec decoders, validate per row and dispatch to rows, and answer only after
-the writer has committed them. CORS headers are added around these handlers by `appliance.cors`.
+Each handler walks the event's path: reserve room for its events or answer 503 at once
+(`appliance.admission`), authenticate (secret or allowed origin), check disk capacity, read the
+body within its limits, then (in a worker thread, two requests at a time, `appliance.batch`)
+split and decode with the prebuilt msgspec decoders, validate per row and dispatch to rows, and
+answer only after the writer has committed them. CORS headers are added around these handlers by `appliance.cors`.
 """
 
 from __future__ import annotations
