@@ -85,10 +85,9 @@ def next_range(reader: duckdb.DuckDBPyConnection, table: str, batch_rows: int) -
     return (int(first), int(last)) if first is not None else None
 
 
-def read_batch(reader: duckdb.DuckDBPyConnection, batch: Batch, gateway_id: str) -> pa.Table:
+def read_batch(reader: duckdb.DuckDBPyConnection, batch: Batch) -> pa.Table:
     """The batch's canonical upstream rows as Arrow, with the local `seq` first."""
-    parameters = batch_parameters(batch.table, batch_id=batch.id, first=batch.first_seq, last=batch.last_seq,
-                                  gateway_id=gateway_id)
+    parameters = batch_parameters(batch.table, batch_id=batch.id, first=batch.first_seq, last=batch.last_seq)
     return reader.sql(batch_select(batch.table), params=parameters).to_arrow_table()
 
 
@@ -115,7 +114,7 @@ def record_batch(store: Store, table: str, first: int, last: int, gateway_id: st
         batch_id = _scalar(connection, "SELECT coalesce(max(id), 0) + 1 FROM sync_batches")
         if table in SNAPSHOTTED:
             connection.execute(snapshot_insert(table),
-                               {"batch": batch_id, "first": first, "last": last, "gateway": gateway_id})
+                               {"batch": batch_id, "first": first, "last": last})
             # Rows changed since the range was read have moved past `last`: a later batch has them.
             row_count = _scalar(connection, f"SELECT count(DISTINCT seq) FROM {snapshot_table(table)} "  # noqa: S608
                                             "WHERE batch_id = ?", [batch_id])

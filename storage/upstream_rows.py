@@ -9,8 +9,10 @@ made from it too.
 Events and replay chunks never change, so a batch is re-read by seq on every attempt. Sessions,
 profiles and groups change (and move to a later seq), so a batch of them is snapshotted in the
 ledger (`sync_snapshot_<table>`) when it is recorded, and every attempt sends that snapshot.
-Properties stay JSON text in snapshots (cheap to copy on the writer) and become a
-`MAP(VARCHAR, VARCHAR)` when read for sending (on a reader cursor).
+Properties stay the local JSON text all the way: the upstream parses them into its
+`Map(String, String)` and adds the gateway's `__gateway` there (`sync.shape`), which costs it a
+fraction of what building a map here did (`bench/sync.py`: DuckDB's `json_transform` to a MAP was
+four fifths of a pass).
 """
 
 from __future__ import annotations
@@ -34,8 +36,6 @@ _GEO_AND_AGENT = tuple(
     UpstreamColumn(name, _GEO_AGENT_TYPES.get(name, "VARCHAR"), f"{name}::{_GEO_AGENT_TYPES.get(name, 'VARCHAR')}")
     for name in GEO_AND_AGENT_NAMES
 )
-# The gateway's name patched into the JSON wins over a client's own `__gateway`.
-_PROPERTIES_WITH_GATEWAY = "json_merge_patch(properties, json_object('__gateway', $gateway))::VARCHAR"
 
 COLUMNS: dict[str, tuple[UpstreamColumn, ...]] = {
     "events": (
@@ -47,7 +47,7 @@ COLUMNS: dict[str, tuple[UpstreamColumn, ...]] = {
             "path", "origin", "referrer", "referrer_name", "referrer_type")),
         UpstreamColumn("revenue", "UBIGINT", "revenue"),
         UpstreamColumn("duration", "UBIGINT", "duration"),
-        UpstreamColumn("properties", "VARCHAR", _PROPERTIES_WITH_GATEWAY),
+        UpstreamColumn("properties", "VARCHAR", "properties"),
         UpstreamColumn("created_at", "TIMESTAMP", "created_at"),
         *_GEO_AND_AGENT,
         UpstreamColumn("imported_at", "TIMESTAMP", "imported_at"),
@@ -69,13 +69,13 @@ COLUMNS: dict[str, tuple[UpstreamColumn, ...]] = {
             "referrer", "referrer_name", "referrer_type")),
         UpstreamColumn("sign", "TINYINT", "1"),
         UpstreamColumn("version", "UBIGINT", "seq"),  # a later local change has a higher seq
-        UpstreamColumn("properties", "VARCHAR", "json_object('__gateway', $gateway)::VARCHAR"),
+        UpstreamColumn("properties", "VARCHAR", "'{}'"),  # the upstream adds `__gateway`
     ),
     "profiles": (
         UpstreamColumn("id", "VARCHAR", "id"),
         UpstreamColumn("is_external", "BOOLEAN", "is_external"),
         *(UpstreamColumn(name, "VARCHAR", name) for name in ("first_name", "last_name", "email", "avatar")),
-        UpstreamColumn("properties", "VARCHAR", _PROPERTIES_WITH_GATEWAY),
+        UpstreamColumn("properties", "VARCHAR", "properties"),
         UpstreamColumn("project_id", "VARCHAR", "project_id"),
         UpstreamColumn("groups", "VARCHAR[]", "groups"),
         UpstreamColumn("created_at", "TIMESTAMP", "created_at"),
@@ -83,7 +83,7 @@ COLUMNS: dict[str, tuple[UpstreamColumn, ...]] = {
     ),
     "groups": (
         *(UpstreamColumn(name, "VARCHAR", name) for name in ("id", "project_id", "type", "name")),
-        UpstreamColumn("properties", "VARCHAR", _PROPERTIES_WITH_GATEWAY),
+        UpstreamColumn("properties", "VARCHAR", "properties"),
         UpstreamColumn("created_at", "TIMESTAMP", "created_at"),
         UpstreamColumn("version", "UBIGINT", "seq"),
         UpstreamColumn("deleted", "UTINYINT", "0"),
@@ -122,9 +122,6 @@ ROW_KEYS: dict[str, tuple[str, ...]] = {
 # The time column that narrows such a lookup (OpenPanel partitions and sorts by it).
 RECONCILE_TIME_COLUMN = {"events": "created_at", "sessions": "created_at", "session_replay_chunks": "started_at"}
 
-_AS_MAP = "json_transform(properties, '\"MAP(VARCHAR, VARCHAR)\"') AS properties"
-
-
 def snapshot_table(table: str) -> str:
     return f"sync_snapshot_{table}"
 
@@ -161,24 +158,22 @@ def upstream_sessions_ddl() -> str:
 def batch_select(table: str) -> str:
     """SQL reading one batch as canonical upstream rows, `seq` first (reader cursor).
 
-    Immutable tables take `$gateway`, `$first` and `$last`; snapshotted ones `$batch`.
+    Immutable tables take `$first` and `$last`; snapshotted ones `$batch`. `properties` is read
+    as JSON text (see the module's docstring).
     """
     if table in SNAPSHOTTED:
-        names = ", ".join(_AS_MAP if c.name == "properties" else c.name for c in COLUMNS[table])
+        names = ", ".join(c.name for c in COLUMNS[table])
         order = "seq, sign" if table == "sessions" else "seq"  # a cancel row before its new version
         return f"SELECT seq, {names} FROM {snapshot_table(table)} WHERE batch_id = $batch ORDER BY {order}"  # noqa: S608
-    values = ", ".join(
-        f"json_transform({c.local}, '\"MAP(VARCHAR, VARCHAR)\"') AS properties" if c.name == "properties"
-        else f"{c.local} AS {c.name}" for c in COLUMNS[table])
+    values = ", ".join(f"{c.local} AS {c.name}" for c in COLUMNS[table])
     return f"SELECT seq, {values} FROM {table} WHERE seq BETWEEN $first AND $last ORDER BY seq"  # noqa: S608
 
 
-def batch_parameters(table: str, *, batch_id: int, first: int, last: int, gateway_id: str) -> dict[str, object]:
+def batch_parameters(table: str, *, batch_id: int, first: int, last: int) -> dict[str, object]:
     """The parameters `batch_select(table)` uses (DuckDB refuses unused ones)."""
     if table in SNAPSHOTTED:
         return {"batch": batch_id}
-    uses_gateway = any("$gateway" in c.local for c in COLUMNS[table])
-    return {"first": first, "last": last, **({"gateway": gateway_id} if uses_gateway else {})}
+    return {"first": first, "last": last}
 
 
 # Columns an upstream table must have for the gateway's rows to mean anything there.
@@ -199,7 +194,8 @@ _ARROW_TYPES = {
 
 
 def canonical_schema(table: str) -> pa.Schema:
-    """The Arrow schema `batch_select(table)` reads (without its leading `seq`)."""
+    """What the gateway's upstream rows hold, as Arrow types (without `seq`): what the upstream's
+    columns must be able to take. `properties` is a string map here, JSON text in a batch."""
     return pa.schema([
         (c.name, pa.map_(pa.string(), pa.string()) if c.name == "properties" else _ARROW_TYPES[c.sql_type])
         for c in COLUMNS[table]])

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import logging
 import re
+import tempfile
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import clickhouse_connect
+import pyarrow as pa
+from clickhouse_connect.driver.binding import quote_identifier
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
@@ -105,14 +109,44 @@ class Upstream:
         except (DatabaseError, OperationalError, OSError) as exc:
             raise classify_error(exc) from exc
 
-    def insert_arrow(self, table: str, rows: Any, token: str, *, distributed: bool = False) -> None:
-        """Insert an Arrow table (columns named as upstream) as one block with its deduplication token."""
+    def insert_arrow(self, table: str, rows: pa.Table, token: str, *, distributed: bool = False,
+                     read_as: Mapping[str, str] | None = None, computed: Mapping[str, str] | None = None) -> None:
+        """Insert an Arrow table (columns named as upstream) as one block with its deduplication token.
+
+        With `computed` (column → expression), the upstream makes those columns from what it
+        reads: the block is read as `read_as` (column → type) by `input()` in an
+        `INSERT … SELECT` (ClickHouse applies the token to it as to a plain insert).
+        """
         settings = {**_INSERT_SETTINGS, **(_DISTRIBUTED_INSERT_SETTINGS if distributed else {}),
                     "insert_deduplication_token": token}
         try:
-            self._client.insert_arrow(f"{self.database}.{table}", rows, settings=settings)
+            if computed:
+                self._insert_select(f"{self.database}.{table}", rows, settings, read_as or {}, computed)
+            else:
+                self._client.insert_arrow(f"{self.database}.{table}", rows, settings=settings)
         except (DatabaseError, OperationalError, OSError) as exc:
             raise classify_error(exc) from exc
+
+    def _insert_select(self, target: str, rows: pa.Table, settings: dict[str, Any], read_as: Mapping[str, str],
+                       computed: Mapping[str, str]) -> None:
+        names = rows.column_names
+        columns = ", ".join(quote_identifier(name) for name in names)
+        select = ", ".join(computed.get(name, quote_identifier(name)) for name in names)
+        structure = quote_string(", ".join(f"{quote_identifier(name)} {read_as[name]}" for name in names))
+        block = _arrow_file(rows, self._client.write_compression if self._client.write_compression in ("zstd", "lz4")
+                            else None)
+        # Names and types are the upstream's own (system.columns), values are quoted.
+        insert = f"INSERT INTO {target} ({columns}) SELECT {select}"
+        if not self.url.startswith("chdb://"):
+            self._client.command(f"{insert} FROM input({structure}) FORMAT Arrow", data=block.to_pybytes(),
+                                 settings=settings)
+            return
+        # The embedded engine reads no request body: the same block from a file.
+        with tempfile.NamedTemporaryFile(suffix=".arrow") as file:
+            file.write(block)
+            file.flush()
+            self._client.command(f"{insert} FROM file({quote_string(file.name)}, 'Arrow', {structure})",
+                                 settings=settings)
 
     def existing_keys(self, table: str, keys: list[tuple[str, KeyKind]], lookup: list[str], projects: list[str],
                       time_range: tuple[str, int, int] | None) -> set[tuple[Any, ...]]:
@@ -154,6 +188,21 @@ class Upstream:
     def command(self, sql: str) -> None:
         """Run one statement (tests, fixtures)."""
         self._client.command(sql)
+
+
+def _arrow_file(rows: pa.Table, compression: str | None) -> pa.Buffer:
+    """`rows` in Arrow's IPC file format (ClickHouse's `Arrow`), its buffers compressed as the
+    client compresses inserts (as clickhouse-connect's own `insert_arrow` does)."""
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(compression=compression) if compression else None
+    with pa.ipc.new_file(sink, rows.schema, options=options) as writer:
+        writer.write_table(rows)
+    return sink.getvalue()
+
+
+def quote_string(value: str) -> str:
+    """A ClickHouse string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _connect(url: str, timeout_seconds: float) -> Client:

@@ -216,11 +216,11 @@ class SyncJob:
         upstream = self._connection()
         reader = self._writer.reader()
         try:
-            rows = ledger.read_batch(reader, batch, self._gateway_id)
+            rows = ledger.read_batch(reader, batch)
         finally:
             reader.close()
         inserted_at = upstream.server_time_ms() if target.plan.set_inserted_at else None
-        block, refused = fit(rows, target.plan, inserted_at)
+        block, refused = fit(rows, target.plan, inserted_at, self._gateway_id)
         token = batch.token
         if batch.ambiguous or not target.deduplicates:
             unsent = self._not_yet_upstream(upstream, batch.table, block)
@@ -251,8 +251,8 @@ class SyncJob:
         if not held:
             return block
         missing = pa.array([key not in held for key in mine], pa.bool_())
-        return Block(block.rows.filter(missing), [seq for seq, keep in zip(block.seqs, missing.to_pylist(),
-                                                                           strict=True) if keep])
+        return block.part(block.rows.filter(missing),
+                          [seq for seq, keep in zip(block.seqs, missing.to_pylist(), strict=True) if keep])
 
     def _connection(self) -> Upstream:
         if self._upstream is None:
@@ -295,7 +295,8 @@ def _insert_isolating(upstream: Upstream, table: str, block: Block, token: str, 
     splits the same way and sends the same tokens.
     """
     try:
-        upstream.insert_arrow(table, block.rows, token, distributed=distributed)
+        upstream.insert_arrow(table, block.rows, token, distributed=distributed, read_as=block.read_as,
+                              computed=block.computed)
         return []
     except UpstreamError as exc:
         if exc.retryable:
@@ -303,7 +304,7 @@ def _insert_isolating(upstream: Upstream, table: str, block: Block, token: str, 
         if len(block.seqs) == 1:
             return [Refused(block.seqs[0], str(exc), block.rows.to_pylist()[0])]
         middle = len(block.seqs) // 2
-        first = Block(block.rows.slice(0, middle), block.seqs[:middle])
-        second = Block(block.rows.slice(middle), block.seqs[middle:])
+        first = block.part(block.rows.slice(0, middle), block.seqs[:middle])
+        second = block.part(block.rows.slice(middle), block.seqs[middle:])
         return (_insert_isolating(upstream, table, first, f"{token}/a", distributed)
                 + _insert_isolating(upstream, table, second, f"{token}/b", distributed))

@@ -7,17 +7,23 @@ when the table has it — plus the rows whose values the upstream's types cannot
 past a narrower integer type, text longer than a FixedString), refused before sending with a
 message naming column, value and type. Columns the gateway does not know are left to the
 upstream's defaults. Type conversion itself is ClickHouse's (its Arrow reader casts).
+
+`properties` travels as the local JSON text: the upstream parses it into its map and adds the
+gateway's `__gateway` (the gateway's name wins over a client's own), so the block says how the
+upstream reads each column (`read_as`) and which columns it computes from what it read
+(`computed`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from storage.ledger import Refused
+from sync.clickhouse import quote_string
 from sync.upstream_tables import INSERTED_AT, KeyKind, TablePlan, fixed_string_length, integer_bounds
 
 
@@ -25,9 +31,15 @@ from sync.upstream_tables import INSERTED_AT, KeyKind, TablePlan, fixed_string_l
 class Block:
     rows: pa.Table  # the upstream's columns only
     seqs: list[int]  # the local seq of each row, for the quarantine
+    read_as: dict[str, str] = field(default_factory=dict)  # column → the type the upstream reads it as
+    computed: dict[str, str] = field(default_factory=dict)  # column → ClickHouse expression over those
+
+    def part(self, rows: pa.Table, seqs: list[int]) -> Block:
+        """Some of this block's rows, read and computed the same way."""
+        return Block(rows, seqs, self.read_as, self.computed)
 
 
-def fit(batch: pa.Table, plan: TablePlan, inserted_at_ms: int | None) -> tuple[Block, list[Refused]]:
+def fit(batch: pa.Table, plan: TablePlan, inserted_at_ms: int | None, gateway_id: str) -> tuple[Block, list[Refused]]:
     """The block to send for `batch`, and the rows refused because their values cannot fit."""
     keep = pa.array([True] * batch.num_rows, pa.bool_())
     problems: dict[int, str] = {}
@@ -43,10 +55,17 @@ def fit(batch: pa.Table, plan: TablePlan, inserted_at_ms: int | None) -> tuple[B
                for index, message in sorted(problems.items())]
     kept = batch.filter(keep) if problems else batch
     rows = kept.select(list(plan.columns))
+    read_as = dict(plan.columns)
     if plan.set_inserted_at and inserted_at_ms is not None:
         rows = rows.append_column(INSERTED_AT, pa.array([inserted_at_ms] * rows.num_rows, pa.int64())
                                   .cast(pa.timestamp("ms")))
-    return Block(rows, kept.column("seq").to_pylist()), refused
+        read_as[INSERTED_AT] = "DateTime64(3)"  # cast to the upstream's own time type on insert
+    computed = {}
+    if "properties" in read_as:
+        read_as["properties"] = "String"
+        computed["properties"] = ("mapUpdate(JSONExtract(properties, 'Map(String, String)'), "
+                                  f"map('__gateway', {quote_string(gateway_id)}))")
+    return Block(rows, kept.column("seq").to_pylist(), read_as, computed), refused
 
 
 def _does_not_fit(column: pa.ChunkedArray, kind: str) -> pa.Array | None:

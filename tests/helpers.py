@@ -77,3 +77,10 @@ def query(database: Path | str, sql: str, *params: Any) -> list[tuple[Any, ...]]
     """Read the gateway's DuckDB file directly (only while no server holds it)."""
     with duckdb.connect(str(database), read_only=True) as connection:
         return connection.execute(sql, list(params)).fetchall()
+
+
+# Text that JSON escapes, and a client's own `__gateway`, which the gateway's name replaces.
+AWKWARD_PROPERTIES = {"quote": 'say "hi"', "backslash": "C:\\temp\\new", "line": "a\nb\tc", "unicode": "Grüße 東京 🎉",
+                      "apostrophe": "it's", "control": "\u0001", "nested": {"deep": {"er": 1.5}}, "__gateway": "spoofed"}
+AWKWARD_STORED = {"quote": 'say "hi"', "backslash": "C:\\temp\\new", "line": "a\nb\tc", "unicode": "Grüße 東京 🎉",
+                  "apostrophe": "it's", "control": "\u0001", "nested.deep.er": "1.5", "__gateway": "site-01"}

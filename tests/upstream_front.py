@@ -3,8 +3,8 @@
     python tests/upstream_front.py --path DIR      # prints "front listening on http://127.0.0.1:PORT"
 
 It speaks enough of ClickHouse's HTTP interface for clickhouse-connect: queries (SQL in the body
-or `query`, `param_*` bindings, `default_format`), and inserts (`INSERT ... FORMAT Native` with
-the block in the body, gzip/deflate/lz4/zstd encoded or not, settings such as the
+or `query`, `param_*` bindings, `default_format`), and inserts (`INSERT ... FORMAT Native`, or
+`INSERT ... SELECT ... FROM input('structure') FORMAT Arrow`, with the block in the body, gzip/deflate/lz4/zstd encoded or not, settings such as the
 `insert_deduplication_token` as URL parameters). It records every request it receives and runs
 in its own process (chdb is one engine per process). `POST /__fault?mode=...` sets how it fails:
 
@@ -35,6 +35,9 @@ from urllib.parse import parse_qsl, urlsplit
 from chdb import session as chdb_session
 
 _INSERT = re.compile(r"(?is)^\s*INSERT\s+INTO\s+(?P<target>.+?)\s+FORMAT\s+(?P<format>\w+)\s*$")
+# `INSERT INTO t (...) SELECT ... FROM input('structure') FORMAT f`: the body read as `structure`.
+_INSERT_SELECT = re.compile(r"(?is)^\s*INSERT\s+INTO\s+(?P<target>.+?)\s+(?P<select>SELECT\s.+?)\s+"
+                            r"FROM\s+input\((?P<structure>'(?:[^'\\]|\\.)*')\)\s+FORMAT\s+(?P<format>\w+)\s*$")
 # URL parameters that are part of the HTTP protocol, not ClickHouse settings.
 _PROTOCOL = {"query", "database", "default_format", "query_id", "session_id", "session_timeout",
              "compress", "decompress", "enable_http_compression", "wait_end_of_query", "user", "password",
@@ -144,7 +147,7 @@ def make_handler(front: Front) -> type[BaseHTTPRequestHandler]:
                 statement, _, body = body.partition(b"\n")
                 query = statement.decode()
             try:
-                if _INSERT.match(query):
+                if _INSERT.match(query) or _INSERT_SELECT.match(query):
                     self._insert(query, body, params)
                     if mode == "drop_after_commit":
                         self.close_connection = True
@@ -163,18 +166,26 @@ def make_handler(front: Front) -> type[BaseHTTPRequestHandler]:
                 return self._error(500 if not code else 400, int(code.group(1)) if code else 1000, text)
 
         def _insert(self, query: str, body: bytes, params: dict[str, str]) -> None:
-            match = _INSERT.match(query)
-            assert match is not None
             settings = {k: v for k, v in params.items() if k not in _PROTOCOL and not k.startswith("param_")}
             clause = ", ".join(f"{k} = {_literal(v) if not v.isdigit() else v}" for k, v in settings.items())
             with tempfile.NamedTemporaryFile(suffix=".block", delete=False) as block:
                 block.write(body)
             try:
-                sql = (f"INSERT INTO {match['target']} FROM INFILE {_literal(block.name)}"
-                       f"{' SETTINGS ' + clause if clause else ''} FORMAT {match['format']}")
+                select = _INSERT_SELECT.match(query)
+                if select is not None:
+                    # chdb has no request body for `input()`: the same block from a file.
+                    target = select["target"]
+                    sql = (f"INSERT INTO {target}{' SETTINGS ' + clause if clause else ''} {select['select']} "
+                           f"FROM file({_literal(block.name)}, {select['format']}, {select['structure']})")
+                else:
+                    match = _INSERT.match(query)
+                    assert match is not None
+                    target = match["target"]
+                    sql = (f"INSERT INTO {target} FROM INFILE {_literal(block.name)}"
+                           f"{' SETTINGS ' + clause if clause else ''} FORMAT {match['format']}")
                 with front.lock:
                     front.session.query(sql, "TabSeparated")
-                front.inserts.append({"target": match["target"], "token": settings.get("insert_deduplication_token")})
+                front.inserts.append({"target": target, "token": settings.get("insert_deduplication_token")})
             finally:
                 os.unlink(block.name)
 

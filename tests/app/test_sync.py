@@ -25,7 +25,7 @@ from litestar.testing import TestClient
 from appliance.app import create_app
 from appliance.settings import load_settings
 from sync.clickhouse import Upstream, UpstreamError
-from tests.helpers import AUTH, PHONE_UA, iso, track, write_config
+from tests.helpers import AUTH, AWKWARD_PROPERTIES, AWKWARD_STORED, PHONE_UA, iso, track, write_config
 from tests.openpanel_tables import create_upstream_tables
 
 _databases = itertools.count()
@@ -38,9 +38,9 @@ class FaultyUpstream(Upstream):
     lose_answers = 0
     hang: threading.Event | None = None  # while set to an unset Event, inserts wait for it
 
-    def insert_arrow(self, table: str, rows: Any, token: str, *, distributed: bool = False) -> None:
+    def insert_arrow(self, table: str, rows: Any, token: str, **how: Any) -> None:
         self._before()
-        super().insert_arrow(table, rows, token, distributed=distributed)
+        super().insert_arrow(table, rows, token, **how)
         self._after()
 
     def _before(self) -> None:
@@ -144,6 +144,17 @@ def test_everything_arrives_once(site: Site) -> None:
     assert status["upstream_problems"] == [] and status["quarantined_rows"] == 0
     assert site.sync()["sent_rows"] == {}  # nothing twice
     assert site.up("SELECT count() FROM UP.events") == [(local,)]
+
+
+def test_properties_arrive_as_they_were_sent(site: Site) -> None:
+    """The upstream parses the stored JSON text into its map: every escape survives (docs/contract.md §10)."""
+    site.post([track("awkward", insert_id="awk-1", **AWKWARD_PROPERTIES),
+               {"type": "identify", "payload": {"profileId": "u-awk", "properties": {"note": 'a "b" \\ c'}}}])
+    assert site.sync()["error"] is None
+    (properties,) = site.up("SELECT properties FROM UP.events WHERE name = 'awkward'")[0]
+    assert {key: value for key, value in properties.items() if key != "__insertId"} == AWKWARD_STORED
+    (profile,) = site.up("SELECT properties FROM UP.profiles FINAL WHERE id = 'u-awk'")[0]
+    assert profile["note"] == 'a "b" \\ c' and profile["__gateway"] == "site-01"
 
 
 def test_outage_then_recovery(site: Site) -> None:

@@ -21,7 +21,7 @@ import pytest
 
 from sync.clickhouse import Upstream
 from tests.e2e.conftest import GatewayServer
-from tests.helpers import AUTH, PHONE_UA, iso, track, write_config
+from tests.helpers import AUTH, AWKWARD_PROPERTIES, AWKWARD_STORED, PHONE_UA, iso, track, write_config
 from tests.openpanel_tables import SCHEMAS, create_upstream_tables
 
 FRONT = Path(__file__).resolve().parents[1] / "upstream_front.py"
@@ -149,3 +149,14 @@ def test_every_table_arrives_once_through_every_fault(gateway: GatewayServer, fr
     status = httpx.get(f"{gateway.url}/admin/status").json()
     assert status["upstream_problems"] == [] and status["quarantined_rows"] == 0
     assert all(entry["rows"] == 0 for entry in status["backlog"].values())
+
+
+def test_properties_arrive_as_they_were_sent_over_http(gateway: GatewayServer, front: UpstreamFront) -> None:
+    """Over HTTP the upstream reads the block through `input()` and parses the JSON text itself."""
+    body = msgspec.json.encode({"events": [track("awkward", insert_id="awk-http", **AWKWARD_PROPERTIES)]})
+    response = httpx.post(f"{gateway.url}/track/batch", content=body, headers={**AUTH, "user-agent": PHONE_UA},
+                          timeout=30)
+    assert response.json()["accepted"] == 1
+    assert sync(gateway)["error"] is None
+    (properties,) = front.count("SELECT properties FROM openpanel.events WHERE name = 'awkward'")[0]
+    assert {key: value for key, value in properties.items() if key != "__insertId"} == AWKWARD_STORED

@@ -90,7 +90,7 @@ def _replays(*counts: int) -> pa.Table:
 
 
 def test_values_past_a_narrower_upstream_type_are_refused_not_wrapped() -> None:
-    block, refused = fit(_replays(3, 70_000, 65_535), _replay_plan(), None)
+    block, refused = fit(_replays(3, 70_000, 65_535), _replay_plan(), None, "site-01")
     assert block.seqs == [1, 3] and block.rows.column("events_count").to_pylist() == [3, 65_535]
     assert refused == [Refused(2, "session_replay_chunks.events_count: 70000 does not fit UInt16",
                                refused[0].row)]
@@ -99,7 +99,7 @@ def test_values_past_a_narrower_upstream_type_are_refused_not_wrapped() -> None:
 
 def test_inserted_at_is_set_and_unknown_upstream_columns_are_left_to_their_defaults() -> None:
     plan = _replay_plan("UInt32", {"inserted_at": "DateTime64(3)", "region_hint": "String"})
-    block, refused = fit(_replays(1, 2), plan, inserted_at_ms=1_800_000_000_123)
+    block, refused = fit(_replays(1, 2), plan, inserted_at_ms=1_800_000_000_123, gateway_id="site-01")
     assert refused == []
     assert block.rows.column_names == ["project_id", "session_id", "chunk_index", "started_at", "ended_at",
                                        "events_count", "is_full_snapshot", "payload", "inserted_at"]
