@@ -133,17 +133,18 @@ class Upstream:
         columns = ", ".join(quote_identifier(name) for name in names)
         select = ", ".join(computed.get(name, quote_identifier(name)) for name in names)
         structure = quote_string(", ".join(f"{quote_identifier(name)} {read_as[name]}" for name in names))
-        block = _arrow_file(rows, self._client.write_compression if self._client.write_compression in ("zstd", "lz4")
-                            else None)
         # Names and types are the upstream's own (system.columns), values are quoted.
         insert = f"INSERT INTO {target} ({columns}) SELECT {select}"
         if not self.url.startswith("chdb://"):
-            self._client.command(f"{insert} FROM input({structure}) FORMAT Arrow", data=block.to_pybytes(),
-                                 settings=settings)
+            compression = self._client.write_compression
+            block = pa.BufferOutputStream()
+            _write_arrow_file(rows, block, compression if compression in ("zstd", "lz4") else None)
+            self._client.command(f"{insert} FROM input({structure}) FORMAT Arrow",
+                                 data=block.getvalue().to_pybytes(), settings=settings)
             return
         # The embedded engine reads no request body: the same block from a file.
         with tempfile.NamedTemporaryFile(suffix=".arrow") as file:
-            file.write(block)
+            _write_arrow_file(rows, file, None)
             file.flush()
             self._client.command(f"{insert} FROM file({quote_string(file.name)}, 'Arrow', {structure})",
                                  settings=settings)
@@ -190,14 +191,12 @@ class Upstream:
         self._client.command(sql)
 
 
-def _arrow_file(rows: pa.Table, compression: str | None) -> pa.Buffer:
+def _write_arrow_file(rows: pa.Table, sink: Any, compression: str | None) -> None:
     """`rows` in Arrow's IPC file format (ClickHouse's `Arrow`), its buffers compressed as the
     client compresses inserts (as clickhouse-connect's own `insert_arrow` does)."""
-    sink = pa.BufferOutputStream()
     options = pa.ipc.IpcWriteOptions(compression=compression) if compression else None
     with pa.ipc.new_file(sink, rows.schema, options=options) as writer:
         writer.write_table(rows)
-    return sink.getvalue()
 
 
 def quote_string(value: str) -> str:
