@@ -16,9 +16,15 @@ shed, appliance.admission) is counted as refused, with its own latency, and the 
 after `Retry-After`. After each run the DuckDB file is read: every acknowledged event must be
 stored. Server CPU per accepted event is printed (user + system seconds of the server process).
 
+`--prefill N` seeds the store directly, before the server starts, with N events of the last four
+days (inside the duplicate window, which every new event is checked against) in sessions of 20
+events, as a busy site's store holds after a few days: throughput should stay near an empty
+store's.
+
     .venv/bin/python bench/ingest.py --runs 3
     .venv/bin/python bench/ingest.py --runs 3 --mix sparse
     .venv/bin/python bench/ingest.py --clients 50 --seconds 30
+    .venv/bin/python bench/ingest.py --runs 3 --prefill 20000000
 
 Client and server share the machine, so figures are for comparing changes on the same box.
 """
@@ -275,6 +281,10 @@ def run_once(args: argparse.Namespace, templates: list[bytes]) -> dict[str, floa
         front, url = _hanging_upstream(folder)
         write_config(folder, f'[upstream]\nurl = "{url}"\ntimeout_seconds = 5.0\n[sync]\ninterval_seconds = 2.0\n',
                      storage=storage)
+    if args.prefill:
+        started = time.perf_counter()
+        prefill(folder / "var" / "bench.duckdb", args.prefill)
+        print(f"  prefilled {args.prefill:,} events in {time.perf_counter() - started:.0f} s", flush=True)
     server = Server(folder, args.server_python)
     latencies: list[float] = []
     refused_latencies: list[float] = []
@@ -358,6 +368,40 @@ def run_once(args: argparse.Namespace, templates: list[bytes]) -> dict[str, floa
     }
 
 
+_SEEDED = "seeded_view"  # the name of prefilled events, which `_stored_events` does not count
+
+
+def prefill(database: Path, events: int) -> None:
+    """`events` events (and their sessions, 20 events each) written straight into a new store."""
+    sys.path.insert(0, str(REPO))
+    from storage.database import open_database
+
+    connection = open_database(str(database), memory_limit="2GB")
+    try:
+        # Spread evenly over the last four days; received when they happened.
+        spread = "now()::TIMESTAMP - INTERVAL 4 DAY + to_milliseconds((i * 345600000 // $n)::BIGINT)"
+        connection.execute(f"""
+            INSERT INTO events BY NAME
+            SELECT i AS seq, uuid() AS id, '{_SEEDED}' AS name, 'bench' AS project_id,
+                   'seed-device-' || (i // 20) AS device_id, 'seed-device-' || (i // 20) AS profile_id,
+                   'seed-session-' || (i // 20) AS session_id, '/p/' || (i % 500) AS path,
+                   'https://shop.example.com' AS origin, 'iOS' AS os, 'mobile' AS device,
+                   '{{"__insertId":"' || i || '","screen":"Product","app_version":"3.6.12"}}' AS properties,
+                   {spread} AS created_at, {spread} AS received_at
+            FROM range(1, $n + 1) t(i)""", {"n": events})
+        connection.execute(f"""
+            INSERT INTO sessions BY NAME
+            SELECT s AS seq, 'seed-session-' || s AS id, 'bench' AS project_id, 'seed-device-' || s AS device_id,
+                   'seed-device-' || s AS profile_id, {spread.replace("i *", "s * 20 *")} AS created_at,
+                   {spread.replace("i *", "s * 20 *")} AS ended_at, 20 AS event_count, 20 AS screen_view_count,
+                   false AS is_bounce, false AS is_live, true AS closed,
+                   {spread.replace("i *", "s * 20 *")} AS last_received_at
+            FROM range(0, $n // 20 + 1) t(s)""", {"n": events})
+        connection.execute("CHECKPOINT")
+    finally:
+        connection.close()
+
+
 def _stored_events(database: Path) -> int:
     """Events the clients sent that are in the store (session events are the gateway's own)."""
     if not database.exists():
@@ -391,6 +435,7 @@ def main() -> None:
                         help="events/s of all clients together (0: as fast as they can)")
     parser.add_argument("--server-python", default=sys.executable, help="the interpreter that runs the server")
     parser.add_argument("--memory-limit", default="", help="storage.memory_limit (DuckDB); default: the gateway's")
+    parser.add_argument("--prefill", type=int, default=0, help="seed the store with this many events first")
     args = parser.parse_args()
     templates = _templates(mix=args.mix)
     results = []
@@ -416,7 +461,8 @@ def main() -> None:
             f"p99 {median['p99_ms']:.0f} ms, peak RSS {median['peak_rss_mib']:.0f} MiB, "
             f"server CPU {median['cpu_us_per_event']:.0f} us/event "
             f"({args.mix} mix, {args.clients} clients x {args.batch_size}-event batches, {args.seconds:.0f} s"
-            f"{f', {args.rate:.0f} events/s offered' if args.rate else ''})"
+            f"{f', {args.rate:.0f} events/s offered' if args.rate else ''}"
+            f"{f', store prefilled with {args.prefill:,} events' if args.prefill else ''})"
         )
 
 
