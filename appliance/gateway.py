@@ -32,6 +32,7 @@ from appliance.sessions import LiveSessions
 from appliance.settings import Settings
 from appliance.timestamps import DAY_MS
 from storage import ledger
+from storage.database import memory_in_use
 from storage.retention import delete_forwarded
 from storage.writer import StorageWriter
 from sync.clickhouse import Upstream
@@ -146,10 +147,11 @@ class Gateway:
         return Upstream(upstream.url, upstream.database, timeout_seconds=upstream.timeout_seconds)
 
     def _stored_status(self) -> dict[str, Any]:
-        """Backlog, quarantine and open sessions read on a cursor of their own (never the writer)."""
+        """Backlog, quarantine, open sessions and DuckDB's memory, read on a cursor of their own
+        (never the writer)."""
         reader = self.writer.reader()
         try:
-            return ledger.status(reader)
+            return {**ledger.status(reader), "duckdb_memory_bytes": memory_in_use(reader)}
         finally:
             reader.close()
 

@@ -85,6 +85,9 @@ class GatewayMetrics:
                                  registry=registry)
         self.storage_bytes = Gauge("gateway_storage_bytes", "Size of the DuckDB file and its WAL", registry=registry)
         self.disk_free = Gauge("gateway_disk_free_bytes", "Free bytes on the storage volume", registry=registry)
+        self.duckdb_memory = Gauge("gateway_duckdb_memory_bytes",
+                                   "Memory DuckDB holds (block cache, working memory); at most storage.memory_limit",
+                                   registry=registry)
         self.accepting = Gauge("gateway_accepting", "1 while new events can be stored, else 0", registry=registry)
         self.start_time = Gauge("gateway_start_time_seconds", "When this gateway process started", registry=registry)
         Info("gateway_build", "Version of the running gateway", registry=registry).info(
@@ -115,6 +118,7 @@ class GatewayMetrics:
         self.last_success.set(state["last_success_seconds"])
         self.storage_bytes.set(state["storage_bytes"])
         self.disk_free.set(state["disk_free_bytes"])
+        self.duckdb_memory.set(state["duckdb_memory_bytes"])
         self.accepting.set(1 if state["accepting"] else 0)
 
     def render(self) -> bytes:

@@ -6,9 +6,9 @@ upstream tables, and runs the real gateway on 127.0.0.1 forwarding to it every 2
 `--minutes`, `--clients` threads post batches (mostly good rows with unique `__insertId`s, some
 hostile rows from `tests/hostile.py`); a chaos thread turns upstream faults on and off and, in
 the first 60% of the run, restarts the gateway with SIGTERM or SIGKILL. The last 40% is one
-uninterrupted process, whose RSS is sampled to show it stays flat. At the end the upstream is
-healed, everything is forwarded, and both stores are checked: every acknowledged event exactly
-once locally and upstream.
+uninterrupted process, whose RSS (and DuckDB's share of it, from `/metrics`) is sampled to show
+it stays flat. At the end the upstream is healed, everything is forwarded, and both stores are
+checked: every acknowledged event exactly once locally and upstream.
 
     .venv/bin/python bench/soak.py --minutes 30
 """
@@ -58,7 +58,7 @@ class Soak:
         self.acknowledged: set[str] = set()
         self.counts = {"requests": 0, "202": 0, "503": 0, "other 4xx": 0, "5xx": 0, "no answer": 0}
         self.events: list[str] = []
-        self.rss: list[tuple[float, int, int]] = []
+        self.rss: list[tuple[float, int, int, int]] = []  # elapsed s, pid, RSS, DuckDB's memory
         self.restarting = threading.Event()
         self.started = time.monotonic()
         self.stop = threading.Event()
@@ -137,9 +137,21 @@ class Soak:
     def sample(self) -> None:
         while not self.stop.wait(15):
             try:
-                self.rss.append((self.elapsed(), self.gateway.pid, psutil.Process(self.gateway.pid).memory_info().rss))
+                rss = psutil.Process(self.gateway.pid).memory_info().rss
+                self.rss.append((self.elapsed(), self.gateway.pid, rss, self._duckdb_memory()))
             except (psutil.Error, AssertionError):
                 continue
+
+    def _duckdb_memory(self) -> int:
+        """`gateway_duckdb_memory_bytes` from /metrics (0 when the gateway does not answer)."""
+        try:
+            text = httpx.get(f"{self.gateway.url}/metrics", timeout=10).text
+        except httpx.HTTPError:
+            return 0
+        for line in text.splitlines():
+            if line.startswith("gateway_duckdb_memory_bytes "):
+                return int(float(line.split()[1]))
+        return 0
 
     def run(self) -> int:
         threads = [threading.Thread(target=self.client, args=(n,)) for n in range(self.args.clients)]
@@ -184,10 +196,11 @@ class Soak:
               f"(missing {remote_missing}, twice or more {remote_twice}); backlog at the end: {backlog}; "
               f"final stop exit code: {stop_code}")
         last_pid = self.rss[-1][1] if self.rss else 0
-        final = [(t, rss) for t, pid, rss in self.rss if pid == last_pid]
-        print("\nRSS of the last (uninterrupted) gateway process:")
-        for t, rss in final:
-            print(f"  {t / 60:6.2f} min  {rss / 2**20:7.1f} MB")
+        final = [(t, rss) for t, pid, rss, _ in self.rss if pid == last_pid]
+        duckdb_memory = [memory for _, pid, _, memory in self.rss if pid == last_pid]
+        print("\nRSS of the last (uninterrupted) gateway process, and DuckDB's share of it:")
+        for (t, rss), memory in zip(final, duckdb_memory, strict=True):
+            print(f"  {t / 60:6.2f} min  {rss / 2**20:7.1f} MB  (DuckDB {memory / 2**20:6.1f} MB)")
         growth = 0.0
         if len(final) >= 3:
             settled = [rss for t, rss in final if t - final[0][0] >= 120] or [final[-1][1]]

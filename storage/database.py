@@ -41,6 +41,13 @@ def disable_progress_bar(connection: duckdb.DuckDBPyConnection) -> None:
     connection.execute("SET enable_progress_bar = false")
 
 
+def memory_in_use(connection: duckdb.DuckDBPyConnection) -> int:
+    """Bytes DuckDB holds now (its cache of the store's blocks and working memory), at most
+    `storage.memory_limit`: the share of the process's memory that grows with the store."""
+    row = connection.execute("SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()").fetchone()
+    return int(row[0]) if row else 0
+
+
 def migrate(connection: duckdb.DuckDBPyConnection) -> None:
     """Apply the migrations not yet recorded in `schema_migrations`."""
     connection.execute(
