@@ -82,7 +82,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--max-minutes", type=float, default=60.0)
     parser.add_argument("--max-rss-mb", type=float, default=400.0)
-    # DuckDB's cache grows with the data stored (up to storage.memory_limit, 1GB by default); the
+    # DuckDB's cache grows with the data stored (up to storage.memory_limit, 256MB by default); the
     # RSS bound is about what requests cost, so the run caps the cache and says so.
     parser.add_argument("--duckdb-memory-limit", default="128MB")
     # The interpreter that runs the server. This one has the test extras (chdb, and pandas with
