@@ -4,8 +4,9 @@
 
 It speaks enough of ClickHouse's HTTP interface for clickhouse-connect: queries (SQL in the body
 or `query`, `param_*` bindings, `default_format`), and inserts (`INSERT ... FORMAT Native`, or
-`INSERT ... SELECT ... FROM input('structure') FORMAT Arrow`, with the block in the body, gzip/deflate/lz4/zstd encoded or not, settings such as the
-`insert_deduplication_token` as URL parameters). It records every request it receives and runs
+`INSERT ... SELECT ... FROM input('structure') FORMAT Arrow`, with the block in the body,
+gzip/deflate/lz4/zstd encoded or not, settings such as the `insert_deduplication_token` as URL
+parameters). It records every request it receives and runs
 in its own process (chdb is one engine per process). `POST /__fault?mode=...` sets how it fails:
 
 - `ok`: answer normally;
