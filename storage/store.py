@@ -19,11 +19,13 @@ from typing import Any
 
 import duckdb
 import msgspec
+import numpy as np
 import pyarrow as pa
 
 from storage.database import salts_for
 from storage.locks import SessionStartLocks
 from storage.profiles import apply_profile_changes
+from storage.recent_ids import RecentIds
 from storage.rows import EventRow, GroupUpsert, ReplayChunk, StoredIds, WriteRequest, WriteResult
 from storage.schema import (
     EVENT_ARROW_SCHEMA,
@@ -113,6 +115,7 @@ class Store:
         self.locks = locks
         self._duplicate_window_ms = duplicate_window_ms
         self.sequences = Sequences(connection)
+        self.recent_ids = RecentIds.from_store(connection, duplicate_window_ms, int(time.time() * 1000))
 
     # ---- one group commit --------------------------------------------------------------------
 
@@ -122,7 +125,7 @@ class Store:
         before = self.sequences.snapshot()
         self.connection.execute("BEGIN")
         try:
-            results, new_rows = self._drop_duplicates(requests)
+            results, new_rows, client_id_hashes = self._drop_duplicates(requests)
             self._store_events_and_sessions(new_rows, claimed)
             for request, result in zip(requests, results, strict=True):
                 if request.profile_changes:
@@ -137,23 +140,35 @@ class Store:
             for project_id, session_id in claimed:
                 self.locks.release(project_id, session_id)
             raise
+        if client_id_hashes is not None:
+            # Duplicates among them were in the filter already; adding them again changes nothing.
+            self.recent_ids.add(client_id_hashes, max(row.received_at for r in requests for row in r.events))
         return results
 
-    def _drop_duplicates(self, requests: list[WriteRequest]) -> tuple[list[WriteResult], list[EventRow]]:
+    def _drop_duplicates(
+        self, requests: list[WriteRequest],
+    ) -> tuple[list[WriteResult], list[EventRow], np.ndarray | None]:
+        """Each request's duplicates, the rows to store, and the hashes of the client-chosen ids."""
         client_ids = [row.id for request in requests for row in request.events if row.id_from_client]
         stored: dict[str, StoredIds] = {}
+        hashes: np.ndarray | None = None
         if client_ids:
             oldest_received = min(row.received_at for r in requests for row in r.events)
-            # An event can only be re-sent while it is inside the acceptance window, so its
-            # first copy was received inside it too; `received_at` rises with `seq`, which lets
-            # DuckDB skip old row groups.
-            found = self._query_with(
-                "candidate_ids", pa.table({"id": pa.array(client_ids, pa.string())}),
-                """SELECT id::VARCHAR, device_id, session_id FROM events
-                   WHERE received_at >= epoch_ms(?::BIGINT) AND id IN (SELECT id::UUID FROM candidate_ids)""",
-                [oldest_received - self._duplicate_window_ms],
-            )
-            stored = {row[0]: StoredIds(row[1], row[2]) for row in found}
+            candidates = pa.table({"id": pa.array(client_ids, pa.string())})
+            hashes = self._arrow_with("candidate_ids", candidates,
+                                      "SELECT hash(id::UUID) FROM candidate_ids").column(0).to_numpy()
+            maybe_stored = self.recent_ids.may_hold(hashes, oldest_received)
+            if maybe_stored.any():
+                # An event can only be re-sent while it is inside the acceptance window, so its
+                # first copy was received inside it too; `received_at` rises with `seq`, which
+                # lets DuckDB skip old row groups.
+                found = self._query_with(
+                    "candidate_ids", candidates.filter(pa.array(maybe_stored)),
+                    """SELECT id::VARCHAR, device_id, session_id FROM events
+                       WHERE received_at >= epoch_ms(?::BIGINT) AND id IN (SELECT id::UUID FROM candidate_ids)""",
+                    [oldest_received - self._duplicate_window_ms],
+                )
+                stored = {row[0]: StoredIds(row[1], row[2]) for row in found}
         results: list[WriteResult] = []
         new_rows: list[EventRow] = []
         for request in requests:
@@ -167,7 +182,7 @@ class Store:
                     stored[row.id] = StoredIds(row.device_id, row.session_id)
                 new_rows.append(row)
             results.append(WriteResult(duplicates=duplicates))
-        return results, new_rows
+        return results, new_rows, hashes
 
     def _store_events_and_sessions(self, rows: list[EventRow], claimed: list[tuple[str, str]]) -> None:
         deltas = session_deltas(rows)
@@ -358,6 +373,13 @@ class Store:
         self.connection.register(name, table)
         try:
             self.connection.execute(sql)
+        finally:
+            self._unregister(name)
+
+    def _arrow_with(self, name: str, table: pa.Table, sql: str) -> pa.Table:
+        self.connection.register(name, table)
+        try:
+            return self.connection.sql(sql).to_arrow_table()
         finally:
             self._unregister(name)
 

@@ -1,0 +1,173 @@
+"""Which event ids may already be stored: the duplicate check's pre-filter (docs/contract.md §8).
+
+A re-sent event is found by its id among the events received inside the duplicate window. Asking
+DuckDB means reading the id of every event in that window on every commit: about 150 ms per
+commit once a busy site holds 20 million of them, a quarter of its throughput. These Bloom
+filters answer "never stored" for almost every new id without reading the store; only the ids
+they cannot rule out (the re-sent ones, and about one in a hundred thousand others) are looked
+up in DuckDB, which stays the only judge of what is a duplicate.
+
+The filters never forget an id the store holds: they are built from the store when it opens,
+and every id committed afterwards is added once its transaction has committed (an id added by
+a commit that then failed would only cost a lookup). Ids are filed in segments in the order
+they arrived; a segment is dropped once all of its ids are older than the window. Each id costs
+4 bytes (32 bits, 12 probes: about one false "maybe" per million ids per segment).
+
+DuckDB's `hash()` of the UUID gives each id its 64 bits, both when the filters are built from
+the store and for each commit's candidates, so the two always agree.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+log = logging.getLogger(__name__)
+
+_BITS_PER_ID = 32
+_PROBES = 12
+_STEPS = np.arange(_PROBES, dtype=np.uint32)
+# A segment holds this many ids at least; larger stores get larger segments (a quarter of what
+# the window held at start, up to the maximum), so a lookup probes a handful of them.
+_MIN_SEGMENT_IDS = 1 << 18
+_MAX_SEGMENT_IDS = 1 << 21
+# Ids are set 64k at a time when a segment is built, to keep the probe arrays small; building
+# one takes a byte per bit for a moment (64 MiB for the largest).
+_BUILD_CHUNK = 1 << 16
+
+
+def _probe_positions(hashes: np.ndarray, bit_mask: np.uint32) -> np.ndarray:
+    """The bit positions of each id (one row per id): double hashing over its two 32-bit halves."""
+    low = (hashes & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    high = (hashes >> np.uint64(32)).astype(np.uint32) | np.uint32(1)
+    positions: np.ndarray = (low[:, None] + _STEPS[None, :] * high[:, None]) & bit_mask
+    return positions
+
+
+@dataclass(slots=True)
+class _Segment:
+    bits: np.ndarray  # uint8; bit p of the filter is bit (p & 7) of byte (p >> 3)
+    capacity: int
+    count: int = 0
+    newest_received_ms: int = 0
+
+    @classmethod
+    def empty(cls, capacity: int) -> _Segment:
+        return cls(np.zeros(capacity * _BITS_PER_ID // 8, np.uint8), capacity)
+
+    @property
+    def bit_mask(self) -> np.uint32:
+        return np.uint32(self.capacity * _BITS_PER_ID - 1)
+
+    def may_hold(self, hashes: np.ndarray) -> np.ndarray:
+        positions = _probe_positions(hashes, self.bit_mask)
+        set_bits = (self.bits[positions >> 3] >> (positions & 7).astype(np.uint8)) & 1
+        held: np.ndarray = set_bits.all(axis=1)
+        return held
+
+    def add(self, hashes: np.ndarray, received_ms: int) -> None:
+        positions = _probe_positions(hashes, self.bit_mask).ravel()
+        byte = positions >> 3
+        bit = (positions & 7).astype(np.uint8)
+        # One pass per bit of a byte: within a pass every write to a byte sets the same bit, so
+        # repeated bytes in one fancy-indexed update cannot lose each other's bits.
+        for number in range(8):
+            self.bits[byte[bit == number]] |= np.uint8(1 << number)
+        self.count += len(hashes)
+        self.newest_received_ms = max(self.newest_received_ms, received_ms)
+
+    @classmethod
+    def filled(cls, capacity: int, hashes: np.ndarray, newest_received_ms: int) -> _Segment:
+        """A segment of many ids at once (when the store opens): set a byte per bit, then packed."""
+        segment = cls.empty(capacity)
+        flags = np.zeros(len(segment.bits) * 8, np.bool_)
+        for start in range(0, len(hashes), _BUILD_CHUNK):
+            flags[_probe_positions(hashes[start:start + _BUILD_CHUNK], segment.bit_mask).ravel()] = True
+        segment.bits = np.packbits(flags, bitorder="little")
+        segment.count = len(hashes)
+        segment.newest_received_ms = newest_received_ms
+        return segment
+
+
+class RecentIds:
+    """Bloom filters over the ids of the events received inside the duplicate window."""
+
+    def __init__(self, window_ms: int) -> None:
+        self.window_ms = window_ms
+        self._segments: list[_Segment] = []
+        self._segment_ids = _MIN_SEGMENT_IDS
+
+    @classmethod
+    def from_store(cls, connection: duckdb.DuckDBPyConnection, window_ms: int, now_ms: int) -> RecentIds:
+        """The filters of every event the store received inside the window before `now_ms`."""
+        started = time.monotonic()
+        recent = cls(window_ms)
+        oldest = now_ms - window_ms
+        [(total,)] = connection.execute(
+            "SELECT count(*) FROM events WHERE received_at >= epoch_ms(?::BIGINT)", [oldest]).fetchall()
+        # A power of two, so that a mask finds a probe's bit.
+        recent._segment_ids = min(max(1 << (total // 4).bit_length(), _MIN_SEGMENT_IDS), _MAX_SEGMENT_IDS)
+        # `received_at` rises with `seq`, so scanning in stored order files ids by arrival.
+        reader = connection.sql(
+            """SELECT hash(id) AS id_hash, epoch_ms(received_at) AS received_ms FROM events
+               WHERE received_at >= epoch_ms(?::BIGINT)""", params=[oldest]).to_arrow_reader(_BUILD_CHUNK * 4)
+        pending: list[pa.RecordBatch] = []
+        pending_rows = 0
+        for batch in reader:
+            pending.append(batch)
+            pending_rows += batch.num_rows
+            if pending_rows >= recent._segment_ids:
+                pending_rows = recent._file_full_segments(pending)
+        if pending_rows:
+            recent._file_segment(pa.Table.from_batches(pending))
+        if total:
+            log.info("duplicate filter: %d ids of the last %d hours in %.1fs (%d MiB)", total,
+                     window_ms // 3_600_000, time.monotonic() - started, recent.memory_bytes >> 20)
+        return recent
+
+    @property
+    def memory_bytes(self) -> int:
+        return sum(segment.bits.nbytes for segment in self._segments)
+
+    def may_hold(self, hashes: np.ndarray, now_ms: int) -> np.ndarray:
+        """For each id hash, whether the store may hold it (False: certainly not in the window)."""
+        self._forget_older_than(now_ms - self.window_ms)
+        held = np.zeros(len(hashes), np.bool_)
+        for segment in self._segments:
+            held |= segment.may_hold(hashes)
+        return held
+
+    def add(self, hashes: np.ndarray, received_ms: int) -> None:
+        """File ids just committed."""
+        start = 0
+        while start < len(hashes):
+            segment = self._writable_segment()
+            taken = hashes[start:start + segment.capacity - segment.count]
+            segment.add(taken, received_ms)
+            start += len(taken)
+
+    def _file_full_segments(self, pending: list[pa.RecordBatch]) -> int:
+        """Build a full segment from the first ids pending; leaves the rest pending."""
+        table = pa.Table.from_batches(pending)
+        self._file_segment(table.slice(0, self._segment_ids))
+        rest = table.slice(self._segment_ids).to_batches()
+        pending[:] = rest
+        return sum(batch.num_rows for batch in rest)
+
+    def _file_segment(self, table: pa.Table) -> None:
+        hashes = table.column(0).to_numpy()
+        received = table.column(1).to_numpy()
+        self._segments.append(_Segment.filled(self._segment_ids, hashes, int(received.max())))
+
+    def _writable_segment(self) -> _Segment:
+        if not self._segments or self._segments[-1].count >= self._segments[-1].capacity:
+            self._segments.append(_Segment.empty(self._segment_ids))
+        return self._segments[-1]
+
+    def _forget_older_than(self, oldest_ms: int) -> None:
+        self._segments = [s for s in self._segments if s.newest_received_ms >= oldest_ms]
