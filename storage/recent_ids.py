@@ -36,9 +36,10 @@ _STEPS = np.arange(_PROBES, dtype=np.uint32)
 # the window held at start, up to the maximum), so a lookup probes a handful of them.
 _MIN_SEGMENT_IDS = 1 << 18
 _MAX_SEGMENT_IDS = 1 << 21
-# Ids are set 64k at a time when a segment is built, to keep the probe arrays small; building
-# one takes a byte per bit for a moment (64 MiB for the largest).
+# Ids are set 64k at a time when a segment is built, to keep the probe arrays small, into a
+# slice of 2^24 bits at a time (`_Segment.filled`).
 _BUILD_CHUNK = 1 << 16
+_BUILD_SLICE_BITS = 1 << 24
 
 
 def _probe_positions(hashes: np.ndarray, bit_mask: np.uint32) -> np.ndarray:
@@ -83,12 +84,22 @@ class _Segment:
 
     @classmethod
     def filled(cls, capacity: int, hashes: np.ndarray, newest_received_ms: int) -> _Segment:
-        """A segment of many ids at once (when the store opens): set a byte per bit, then packed."""
+        """A segment of many ids at once (when the store opens).
+
+        Setting bits one at a time through numpy would lose bits that share a byte, so each
+        slice of the bit array is set as one byte per bit and then packed; slices keep that
+        temporary array to 16 MiB whatever the segment's size.
+        """
         segment = cls.empty(capacity)
-        flags = np.zeros(len(segment.bits) * 8, np.bool_)
-        for start in range(0, len(hashes), _BUILD_CHUNK):
-            flags[_probe_positions(hashes[start:start + _BUILD_CHUNK], segment.bit_mask).ravel()] = True
-        segment.bits = np.packbits(flags, bitorder="little")
+        total_bits = capacity * _BITS_PER_ID
+        for first in range(0, total_bits, _BUILD_SLICE_BITS):
+            flags = np.zeros(min(_BUILD_SLICE_BITS, total_bits - first), np.bool_)
+            for start in range(0, len(hashes), _BUILD_CHUNK):
+                positions = _probe_positions(hashes[start:start + _BUILD_CHUNK], segment.bit_mask).ravel()
+                if first or len(flags) < total_bits:
+                    positions = positions[(positions >= first) & (positions < first + len(flags))] - first
+                flags[positions] = True
+            segment.bits[first // 8:(first + len(flags)) // 8] = np.packbits(flags, bitorder="little")
         segment.count = len(hashes)
         segment.newest_received_ms = newest_received_ms
         return segment
