@@ -274,6 +274,8 @@ def _hanging_upstream(folder: Path) -> tuple[subprocess.Popen[str], str]:
 def run_once(args: argparse.Namespace, templates: list[bytes]) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     storage = f'memory_limit = "{args.memory_limit}"' if args.memory_limit else ""
+    if args.max_pending_events:
+        storage += f"\n[limits]\nmax_pending_events = {args.max_pending_events}"
     write_config(folder, storage=storage)
     front = None
     if args.upstream_hangs:
@@ -436,6 +438,8 @@ def main() -> None:
     parser.add_argument("--server-python", default=sys.executable, help="the interpreter that runs the server")
     parser.add_argument("--memory-limit", default="", help="storage.memory_limit (DuckDB); default: the gateway's")
     parser.add_argument("--prefill", type=int, default=0, help="seed the store with this many events first")
+    parser.add_argument("--max-pending-events", type=int, default=0,
+                        help="limits.max_pending_events (load shedding); default: the gateway's")
     args = parser.parse_args()
     templates = _templates(mix=args.mix)
     results = []
