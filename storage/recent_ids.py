@@ -56,6 +56,9 @@ class _Segment:
     capacity: int
     count: int = 0
     newest_received_ms: int = 0
+    # The smallest `seq` of the rows filed here: a row written while this segment took ids has
+    # a seq at least this (seqs only grow, also when a row is rewritten).
+    first_seq: int = 2**63 - 1
 
     @classmethod
     def empty(cls, capacity: int) -> _Segment:
@@ -71,7 +74,7 @@ class _Segment:
         held: np.ndarray = set_bits.all(axis=1)
         return held
 
-    def add(self, hashes: np.ndarray, received_ms: int) -> None:
+    def add(self, hashes: np.ndarray, received_ms: int, first_seq: int) -> None:
         positions = _probe_positions(hashes, self.bit_mask).ravel()
         byte = positions >> 3
         bit = (positions & 7).astype(np.uint8)
@@ -81,9 +84,10 @@ class _Segment:
             self.bits[byte[bit == number]] |= np.uint8(1 << number)
         self.count += len(hashes)
         self.newest_received_ms = max(self.newest_received_ms, received_ms)
+        self.first_seq = min(self.first_seq, first_seq)
 
     @classmethod
-    def filled(cls, capacity: int, hashes: np.ndarray, newest_received_ms: int) -> _Segment:
+    def filled(cls, capacity: int, hashes: np.ndarray, newest_received_ms: int, first_seq: int) -> _Segment:
         """A segment of many ids at once (when the store opens).
 
         Setting bits one at a time through numpy would lose bits that share a byte, so each
@@ -102,11 +106,12 @@ class _Segment:
             segment.bits[first // 8:(first + len(flags)) // 8] = np.packbits(flags, bitorder="little")
         segment.count = len(hashes)
         segment.newest_received_ms = newest_received_ms
+        segment.first_seq = first_seq
         return segment
 
 
 class RecentIds:
-    """Bloom filters over the ids of the events received inside the duplicate window."""
+    """Bloom filters over the ids of one table's rows written inside a window of time."""
 
     def __init__(self, window_ms: int) -> None:
         self.window_ms = window_ms
@@ -114,19 +119,25 @@ class RecentIds:
         self._segment_ids = _MIN_SEGMENT_IDS
 
     @classmethod
-    def from_store(cls, connection: duckdb.DuckDBPyConnection, window_ms: int, now_ms: int) -> RecentIds:
-        """The filters of every event the store received inside the window before `now_ms`."""
+    def from_store(cls, connection: duckdb.DuckDBPyConnection, window_ms: int, now_ms: int,
+                   table: str = "events", written_at: str = "received_at") -> RecentIds:
+        """The filters of every row of `table` whose `written_at` is inside the window before `now_ms`
+        (or before the newest row's, if that is earlier: rows written with a clock that has
+        since moved on must not be missed)."""
         started = time.monotonic()
         recent = cls(window_ms)
-        oldest = now_ms - window_ms
+        [(newest,)] = connection.execute(f"SELECT epoch_ms(max({written_at})) FROM {table}").fetchall()  # noqa: S608
+        oldest = min(now_ms, newest if newest is not None else now_ms) - window_ms
         [(total,)] = connection.execute(
-            "SELECT count(*) FROM events WHERE received_at >= epoch_ms(?::BIGINT)", [oldest]).fetchall()
+            f"SELECT count(*) FROM {table} WHERE {written_at} >= epoch_ms(?::BIGINT)", [oldest]).fetchall()  # noqa: S608
         # A power of two, so that a mask finds a probe's bit.
         recent._segment_ids = min(max(1 << (total // 4).bit_length(), _MIN_SEGMENT_IDS), _MAX_SEGMENT_IDS)
-        # `received_at` rises with `seq`, so scanning in stored order files ids by arrival.
+        # Rows are stored in the order they were written (rewritten rows are appended), so the
+        # segments file ids by time; each segment's bounds come from its rows whatever the order.
         reader = connection.sql(
-            """SELECT hash(id) AS id_hash, epoch_ms(received_at) AS received_ms FROM events
-               WHERE received_at >= epoch_ms(?::BIGINT)""", params=[oldest]).to_arrow_reader(_BUILD_CHUNK * 4)
+            f"""SELECT hash(id) AS id_hash, epoch_ms({written_at}) AS written_ms, seq FROM {table}
+                WHERE {written_at} >= epoch_ms(?::BIGINT)""",  # noqa: S608 - fixed names
+            params=[oldest]).to_arrow_reader(_BUILD_CHUNK * 4)
         pending: list[pa.RecordBatch] = []
         pending_rows = 0
         for batch in reader:
@@ -137,7 +148,7 @@ class RecentIds:
         if pending_rows:
             recent._file_segment(pa.Table.from_batches(pending))
         if total:
-            log.info("duplicate filter: %d ids of the last %d hours in %.1fs (%d MiB)", total,
+            log.info("%s filter: %d ids of the last %d hours in %.1fs (%d MiB)", table, total,
                      window_ms // 3_600_000, time.monotonic() - started, recent.memory_bytes >> 20)
         return recent
 
@@ -153,13 +164,28 @@ class RecentIds:
             held |= segment.may_hold(hashes)
         return held
 
-    def add(self, hashes: np.ndarray, received_ms: int) -> None:
-        """File ids just committed."""
+    def newest_first_seq(self, hashes: np.ndarray, now_ms: int) -> np.ndarray:
+        """For each id hash, a `seq` its newest row may have been written with at the earliest:
+        the first seq of the newest segment that may hold it; -1 if none may (never written
+        inside the window). A false "maybe" can name a segment newer than the row's, so a row
+        not found from that seq on must be looked for again without it."""
+        self._forget_older_than(now_ms - self.window_ms)
+        floors = np.full(len(hashes), -1, np.int64)
+        for segment in reversed(self._segments):
+            open_ids = floors < 0
+            if not open_ids.any():
+                break
+            held = segment.may_hold(hashes[open_ids])
+            floors[np.flatnonzero(open_ids)[held]] = segment.first_seq
+        return floors
+
+    def add(self, hashes: np.ndarray, received_ms: int, first_seq: int = 0) -> None:
+        """File ids just committed, written with seqs of at least `first_seq`."""
         start = 0
         while start < len(hashes):
             segment = self._writable_segment()
             taken = hashes[start:start + segment.capacity - segment.count]
-            segment.add(taken, received_ms)
+            segment.add(taken, received_ms, first_seq)
             start += len(taken)
 
     def _file_full_segments(self, pending: list[pa.RecordBatch]) -> int:
@@ -172,8 +198,9 @@ class RecentIds:
 
     def _file_segment(self, table: pa.Table) -> None:
         hashes = table.column(0).to_numpy()
-        received = table.column(1).to_numpy()
-        self._segments.append(_Segment.filled(self._segment_ids, hashes, int(received.max())))
+        written = table.column(1).to_numpy()
+        seqs = table.column(2).to_numpy()
+        self._segments.append(_Segment.filled(self._segment_ids, hashes, int(written.max()), int(seqs.min())))
 
     def _writable_segment(self) -> _Segment:
         if not self._segments or self._segments[-1].count >= self._segments[-1].capacity:

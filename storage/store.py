@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 _EVENT_FIELDS = [c.name for c in EVENT_COLUMNS if c.name != "seq"]
 _ENCODE = msgspec.json.Encoder(order="sorted")
+_DAY_MS = 86_400_000
 _SEQUENCED_TABLES = ("events", "profiles", "sessions", "groups", "session_replay_chunks")
 
 # How a partial session aggregate (`excluded`) merges into the stored row (`sessions`), column
@@ -78,7 +80,8 @@ _MERGED_SESSIONS = "SELECT sessions.rowid AS stored_rowid, " + ", ".join(  # noq
     f"CASE WHEN sessions.id IS NULL THEN excluded.{c.name} ELSE {_SESSION_MERGE.get(c.name, 'sessions.' + c.name)} "
     f"END AS {c.name}"
     for c in SESSION_COLUMNS
-) + " FROM incoming_sessions excluded LEFT JOIN sessions ON sessions.id = excluded.id"
+) + """ FROM incoming_sessions excluded
+      LEFT JOIN sessions ON sessions.id = excluded.id AND sessions.seq >= ?::BIGINT"""
 
 
 _REFERRER_COLUMNS = ("referrer", "referrer_name", "referrer_type")
@@ -89,6 +92,13 @@ _PROFILE_CONTEXT = ", ".join(
     for name in ("path", "country", "city", "region", "longitude", "latitude", "os", "os_version", "browser",
                  "browser_version", "device", "brand", "model", "referrer", "referrer_name", "referrer_type")
 )
+
+
+@dataclass(frozen=True, slots=True)
+class _WrittenSessions:
+    rows: pa.Table  # `_MERGED_SESSIONS`: the sessions as written, and the rows they replace
+    hashes: np.ndarray  # DuckDB's hash() of each id, for `Store.recent_sessions`
+    first_seq: int
 
 
 class Sequences:
@@ -123,7 +133,12 @@ class Store:
         self.locks = locks
         self._duplicate_window_ms = duplicate_window_ms
         self.sequences = Sequences(connection)
-        self.recent_ids = RecentIds.from_store(connection, duplicate_window_ms, int(time.time() * 1000))
+        now_ms = int(time.time() * 1000)
+        self.recent_ids = RecentIds.from_store(connection, duplicate_window_ms, now_ms)
+        # A session can only gain events inside the acceptance window (a day more, for events
+        # received before their time and clocks that were corrected).
+        self.recent_sessions = RecentIds.from_store(connection, duplicate_window_ms + _DAY_MS, now_ms,
+                                                    table="sessions", written_at="last_received_at")
 
     # ---- one group commit --------------------------------------------------------------------
 
@@ -134,7 +149,7 @@ class Store:
         self.connection.execute("BEGIN")
         try:
             results, new_rows, client_id_hashes = self._drop_duplicates(requests)
-            self._store_events_and_sessions(new_rows, claimed)
+            written_sessions = self._store_events_and_sessions(new_rows, claimed)
             for request, result in zip(requests, results, strict=True):
                 if request.profile_changes:
                     result.rejected = apply_profile_changes(self.connection, self.sequences, request.profile_changes)
@@ -148,9 +163,12 @@ class Store:
             for project_id, session_id in claimed:
                 self.locks.release(project_id, session_id)
             raise
+        received_ms = max((row.received_at for r in requests for row in r.events), default=0)
         if client_id_hashes is not None:
             # Duplicates among them were in the filter already; adding them again changes nothing.
-            self.recent_ids.add(client_id_hashes, max(row.received_at for r in requests for row in r.events))
+            self.recent_ids.add(client_id_hashes, received_ms)
+        if written_sessions is not None:
+            self.recent_sessions.add(written_sessions.hashes, received_ms, written_sessions.first_seq)
         return results
 
     def _drop_duplicates(
@@ -192,13 +210,17 @@ class Store:
             results.append(WriteResult(duplicates=duplicates))
         return results, new_rows, hashes
 
-    def _store_events_and_sessions(self, rows: list[EventRow], claimed: list[tuple[str, str]]) -> None:
+    def _store_events_and_sessions(
+        self, rows: list[EventRow], claimed: list[tuple[str, str]],
+    ) -> _WrittenSessions | None:
+        """Insert the rows and merge their sessions; returns the sessions written, if any."""
         deltas = session_deltas(rows)
         if not deltas:
             if rows:
                 self._insert_events(rows)
-            return
-        merged = self._merge_sessions(list(deltas.values()))
+            return None
+        written = self._merge_sessions(list(deltas.values()), min(row.received_at for row in rows))
+        merged = written.rows
         stored = pa.compute.is_valid(merged.column("stored_rowid"))
         new_sessions = [(project_id, session_id) for project_id, session_id, was_stored in zip(
             merged.column("project_id").to_pylist(), merged.column("id").to_pylist(), stored.to_pylist(), strict=True)
@@ -219,6 +241,7 @@ class Store:
         first_seq = self._insert_events(rows, session_referrers)
         if starts:
             self._upsert_session_profiles(first_seq, first_seq + len(rows) - 1, starts)
+        return written
 
     def _insert_events(self, rows: list[EventRow], session_referrers: pa.Table | None = None) -> int:
         """Insert event rows (inheriting their session's referrer when given); returns the first seq."""
@@ -266,12 +289,29 @@ class Store:
                 updated_at = greatest(profiles.updated_at, excluded.updated_at)""",  # noqa: S608 - constants
             [profile_seq, first_seq, last_seq])
 
-    def _merge_sessions(self, deltas: list[dict[str, Any]]) -> pa.Table:
-        """The touched sessions as they are after this commit (`_MERGED_SESSIONS`), with new seqs."""
+    def _merge_sessions(self, deltas: list[dict[str, Any]], now_ms: int) -> _WrittenSessions:
+        """The touched sessions as they are after this commit (`_MERGED_SESSIONS`), with new seqs.
+
+        The stored rows are looked for only among rows written since the oldest segment of
+        `recent_sessions` that may hold one of them (rewritten rows are appended, so DuckDB
+        skips the row groups before it); a session it does not know is new.
+        """
         first_seq = self.sequences.take("sessions", len(deltas))
         records = [{"seq": first_seq + n, **delta} for n, delta in enumerate(deltas)]
-        return self._arrow_with("incoming_sessions", pa.Table.from_pylist(records, schema=SESSION_ARROW_SCHEMA),
-                                _MERGED_SESSIONS)
+        self.connection.register("incoming_sessions", pa.Table.from_pylist(records, schema=SESSION_ARROW_SCHEMA))
+        try:
+            hashes = self.connection.sql("SELECT hash(id) FROM incoming_sessions").to_arrow_table().column(0).to_numpy()
+            floors = self.recent_sessions.newest_first_seq(hashes, now_ms)
+            maybe_stored = floors >= 0
+            since = int(floors[maybe_stored].min()) if maybe_stored.any() else first_seq
+            merged = self.connection.sql(_MERGED_SESSIONS, params=[since]).to_arrow_table()
+            found = pa.compute.is_valid(merged.column("stored_rowid")).to_numpy(zero_copy_only=False)
+            if since > 0 and (maybe_stored & ~found).any():
+                # A false "maybe" may have named a segment newer than the row: look everywhere.
+                merged = self.connection.sql(_MERGED_SESSIONS, params=[0]).to_arrow_table()
+        finally:
+            self._unregister("incoming_sessions")
+        return _WrittenSessions(merged, hashes, first_seq)
 
     def _replace_sessions(self, merged: pa.Table, stored: pa.Array) -> None:
         """Write the merged rows: the stored ones they replace are deleted by rowid first.
@@ -343,10 +383,12 @@ class Store:
             first_seq = self.sequences.take("sessions", len(sessions))
             closing = pa.table({"id": [s["id"] for s in sessions],
                                 "seq": pa.array(range(first_seq, first_seq + len(sessions)), pa.int64())})
-            self._execute_with(
-                "closing_sessions", closing,
-                "UPDATE sessions SET closed = true, seq = c.seq FROM closing_sessions c WHERE sessions.id = c.id",
-            )
+            # Rewritten rather than updated in place, so the stored order stays the order of
+            # `seq`, which lets a commit find recent sessions without reading old row groups.
+            closed = self._arrow_with("closing_sessions", closing, """
+                SELECT s.rowid AS stored_rowid, s.* REPLACE (true AS closed, c.seq AS seq)
+                FROM sessions s JOIN closing_sessions c ON s.id = c.id""")
+            self._replace_sessions(closed, pa.compute.is_valid(closed.column("stored_rowid")))
             self.connection.execute("COMMIT")
         except BaseException:
             self._roll_back()

@@ -121,3 +121,63 @@ def test_checkpoint_runs_once_the_wal_is_big_enough(tmp_path: Path) -> None:
         assert not wal.exists() or wal.stat().st_size < size
     finally:
         writer.stop()
+
+
+def _view(number: int, session_id: str) -> EventRow:
+    event = row("view", uuid_for(number))
+    event.session_id = session_id
+    return event
+
+
+def _sessions(writer: StorageWriter) -> dict[str, tuple[int, int]]:
+    """Per session: its event count and how many `session_start` rows it has."""
+    reader = writer.reader()
+    try:
+        return {session_id: (events, starts) for session_id, events, starts in reader.execute(
+            """SELECT s.id, s.event_count, (SELECT count(*) FROM events e
+                                            WHERE e.session_id = s.id AND e.name = 'session_start')
+               FROM sessions s""").fetchall()}
+    finally:
+        reader.close()
+
+
+def test_sessions_written_long_ago_are_found_through_older_filter_segments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A commit looks for stored sessions only among rows written since the oldest filter segment
+    that may hold one of them; sessions from old segments, after a restart, and behind a false
+    "maybe" of a newer segment are still merged, never started twice."""
+    import numpy as np
+
+    import storage.recent_ids
+
+    monkeypatch.setattr(storage.recent_ids, "_MIN_SEGMENT_IDS", 8)  # a segment per few commits
+    path, cache = str(tmp_path / "g.duckdb"), str(tmp_path / "cache")
+    writer = StorageWriter(path, cache_dir=cache, duplicate_window_ms=10**9)
+    writer.start()
+    try:
+        for batch in range(10):  # 40 sessions over 10 commits: several segments
+            asyncio.run(writer.write(WriteRequest(
+                events=[_view(batch * 10 + n, f"s{batch * 4 + n}") for n in range(4)])))
+        asyncio.run(writer.write(WriteRequest(events=[_view(500, "s0"), _view(501, "s21")])))
+
+        def false_maybe(store: object) -> None:
+            # The newest segment claims "s1", as a false positive would: its rows start too late.
+            hashes = store.connection.sql("SELECT hash('s1')").fetchall()  # type: ignore[attr-defined]
+            store.recent_sessions.add(np.array([hashes[0][0]], np.uint64), NOW_MS, 10**9)  # type: ignore[attr-defined]
+
+        asyncio.run(writer.call(false_maybe))
+        asyncio.run(writer.write(WriteRequest(events=[_view(502, "s1")])))
+    finally:
+        writer.stop()
+    writer = StorageWriter(path, cache_dir=cache, duplicate_window_ms=10**9)
+    writer.start()
+    try:
+        asyncio.run(writer.write(WriteRequest(events=[_view(503, "s2"), _view(504, "s39"), _view(505, "new")])))
+        sessions = _sessions(writer)
+    finally:
+        writer.stop()
+    assert len(sessions) == 41
+    assert {s: sessions[s] for s in ("s0", "s1", "s2", "s21", "s39", "new")} == {
+        "s0": (2, 1), "s1": (2, 1), "s2": (2, 1), "s21": (2, 1), "s39": (2, 1), "new": (1, 1)}
+    assert all(sessions[f"s{n}"] == (1, 1) for n in range(3, 39) if n != 21)

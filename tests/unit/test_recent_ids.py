@@ -42,7 +42,7 @@ def test_ids_older_than_the_window_are_forgotten() -> None:
 
 def test_built_from_the_store_it_holds_what_the_window_holds() -> None:
     connection = duckdb.connect()
-    connection.execute("CREATE TABLE events (id UUID, received_at TIMESTAMP)")
+    connection.execute("CREATE TABLE events (seq BIGINT, id UUID, received_at TIMESTAMP)")
     inside = [str(uuid.uuid4()) for _ in range(5000)]
     outside = [str(uuid.uuid4()) for _ in range(5000)]
     rows = pa.table({
@@ -50,7 +50,7 @@ def test_built_from_the_store_it_holds_what_the_window_holds() -> None:
         "received_ms": [NOW_MS - HOUR_MS] * len(inside) + [NOW_MS - 10 * HOUR_MS] * len(outside),
     })
     connection.register("seed", rows)
-    connection.execute("INSERT INTO events SELECT id::UUID, epoch_ms(received_ms) FROM seed")
+    connection.execute("INSERT INTO events SELECT row_number() OVER (), id::UUID, epoch_ms(received_ms) FROM seed")
 
     recent = RecentIds.from_store(connection, window_ms=5 * HOUR_MS, now_ms=NOW_MS)
 
@@ -60,3 +60,16 @@ def test_built_from_the_store_it_holds_what_the_window_holds() -> None:
 
     assert recent.may_hold(hashes(inside), NOW_MS).all()
     assert recent.may_hold(hashes(outside), NOW_MS).sum() < 5
+
+
+def test_the_newest_segment_that_may_hold_an_id_gives_its_first_seq() -> None:
+    recent = RecentIds(window_ms=120 * HOUR_MS)
+    early, late = _random_hashes(1 << 18, seed=5), _random_hashes(1000, seed=6)
+    recent.add(early, NOW_MS, first_seq=100)  # fills the first segment
+    recent.add(late, NOW_MS, first_seq=900_000)
+    recent.add(early[:10], NOW_MS, first_seq=950_000)  # written again: now in the second segment too
+    floors = recent.newest_first_seq(np.concatenate([early[:20], late, _random_hashes(1000, seed=7)]), NOW_MS)
+    assert floors[:10].tolist() == [900_000] * 10
+    assert floors[10:20].tolist() == [100] * 10
+    assert (floors[20:1020] == 900_000).all()
+    assert (floors[1020:] == -1).sum() > 990
