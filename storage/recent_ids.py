@@ -1,15 +1,20 @@
-"""Which event ids may already be stored: the duplicate check's pre-filter (docs/contract.md §8).
+"""Which ids a table may hold among its recent rows: Bloom filters that spare the writer reads.
 
-A re-sent event is found by its id among the events received inside the duplicate window. Asking
-DuckDB means reading the id of every event in that window on every commit: about 150 ms per
-commit once a busy site holds 20 million of them, a quarter of its throughput. These Bloom
-filters answer "never stored" for almost every new id without reading the store; only the ids
-they cannot rule out (the re-sent ones, and about one in a hundred thousand others) are looked
-up in DuckDB, which stays the only judge of what is a duplicate.
+Events (the duplicate check, docs/contract.md §8): a re-sent event is found by its id among the
+events received inside the duplicate window. Asking DuckDB means reading the id of every event
+in that window on every commit: about 150 ms per commit once a busy site holds 20 million of
+them, a quarter of its throughput. The filters answer "never stored" for almost every new id
+without reading the store; only the ids they cannot rule out (the re-sent ones, and about one
+in a hundred thousand others) are looked up in DuckDB, which stays the only judge.
+
+Sessions (`Store._merge_sessions`): a commit merges the sessions it touches into their stored
+rows. Each segment also knows the first `seq` written while it took ids, so a session's stored
+row is looked for only among rows written since the newest segment that may hold its id
+(`newest_first_seq`), and a session no segment holds is new.
 
 The filters never forget an id the store holds: they are built from the store when it opens,
-and every id committed afterwards is added once its transaction has committed (an id added by
-a commit that then failed would only cost a lookup). Ids are filed in segments in the order
+and every id written afterwards is added inside its transaction, before the commit (an id
+added by a commit that then fails only costs a lookup). Ids are filed in segments in the order
 they arrived; a segment is dropped once all of its ids are older than the window. Each id costs
 4 bytes (32 bits, 12 probes: about one false "maybe" per million ids per segment).
 

@@ -155,6 +155,13 @@ class Store:
                     result.rejected = apply_profile_changes(self.connection, self.sequences, request.profile_changes)
             self._upsert_groups([g for r in requests for g in r.groups])
             self._insert_replays([c for r in requests for c in r.replays])
+            # Filed before the commit: should it fail, an id filed for nothing only costs a
+            # lookup, whereas a committed id missing from the filters would be taken for new.
+            received_ms = max((row.received_at for r in requests for row in r.events), default=0)
+            if client_id_hashes is not None:
+                self.recent_ids.add(client_id_hashes, received_ms)  # duplicates are in already: no change
+            if written_sessions is not None:
+                self.recent_sessions.add(written_sessions.hashes, received_ms, written_sessions.first_seq)
             self.connection.execute("COMMIT")
         except BaseException:
             # Whatever fails here, the numbers and claims go back: the first error is the one raised.
@@ -163,12 +170,6 @@ class Store:
             for project_id, session_id in claimed:
                 self.locks.release(project_id, session_id)
             raise
-        received_ms = max((row.received_at for r in requests for row in r.events), default=0)
-        if client_id_hashes is not None:
-            # Duplicates among them were in the filter already; adding them again changes nothing.
-            self.recent_ids.add(client_id_hashes, received_ms)
-        if written_sessions is not None:
-            self.recent_sessions.add(written_sessions.hashes, received_ms, written_sessions.first_seq)
         return results
 
     def _drop_duplicates(
