@@ -7,8 +7,9 @@ upstream tables, and runs the real gateway on 127.0.0.1 forwarding to it every 2
 hostile rows from `tests/hostile.py`); a chaos thread turns upstream faults on and off and, in
 the first 60% of the run, restarts the gateway with SIGTERM or SIGKILL. The last 40% is one
 uninterrupted process, whose RSS (and DuckDB's share of it, from `/metrics`) is sampled to show
-it stays flat. At the end the upstream is healed, everything is forwarded, and both stores are
-checked: every acknowledged event exactly once locally and upstream.
+it stays flat: medians over thirds of its life after its first two minutes. At the end the
+upstream is healed, everything is forwarded, and both stores are checked: every acknowledged
+event exactly once locally and upstream.
 
     .venv/bin/python bench/soak.py --minutes 30
 """
@@ -19,6 +20,7 @@ import argparse
 import json
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -201,16 +203,31 @@ class Soak:
         print("\nRSS of the last (uninterrupted) gateway process, and DuckDB's share of it:")
         for (t, rss), memory in zip(final, duckdb_memory, strict=True):
             print(f"  {t / 60:6.2f} min  {rss / 2**20:7.1f} MB  (DuckDB {memory / 2**20:6.1f} MB)")
-        growth = 0.0
-        if len(final) >= 3:
-            settled = [rss for t, rss in final if t - final[0][0] >= 120] or [final[-1][1]]
-            growth = (max(settled) - settled[0]) / 2**20
-            print(f"growth after its first 2 minutes: {growth:.1f} MB")
+        self._print_trend([t for t, _ in final], [rss for _, rss in final], duckdb_memory)
         failed = local_missing or local_twice or remote_missing or remote_twice or c["5xx"] or backlog or stop_code
         self.upstream.close()
         self.front.kill()
         self.front.wait()
         return 1 if failed else 0
+
+
+    @staticmethod
+    def _print_trend(times: list[float], rss: list[int], duckdb_memory: list[int]) -> None:
+        """Medians of the RSS (and of its part outside DuckDB) over thirds of the process's life
+        after its first 2 minutes. The RSS swings by ~100 MB with DuckDB's working memory from
+        one sample to the next, so a max minus the first sample says little; a growing process
+        shows rising medians."""
+        settled = [n for n, t in enumerate(times) if t - times[0] >= 120]
+        if len(settled) < 6:
+            return
+        third = len(settled) // 3
+        print("after its first 2 minutes, by thirds (medians):")
+        for name, part in (("first", settled[:third]), ("middle", settled[third:2 * third]),
+                           ("last", settled[2 * third:])):
+            print(f"  {name:>6} {times[part[0]] / 60:5.1f}-{times[part[-1]] / 60:5.1f} min: "
+                  f"RSS {statistics.median(rss[n] for n in part) / 2**20:6.1f} MB, "
+                  f"outside DuckDB {statistics.median(rss[n] - duckdb_memory[n] for n in part) / 2**20:6.1f} MB, "
+                  f"DuckDB {statistics.median(duckdb_memory[n] for n in part) / 2**20:6.1f} MB")
 
 
 def main() -> int:
