@@ -41,7 +41,7 @@ from sync.job import PassResult, SyncJob
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-PREPARED_AT_ONCE = 2
+PREPARED_AT_ONCE = 1
 
 
 class Gateway:
@@ -59,9 +59,10 @@ class Gateway:
         )
         self.live = LiveSessions(self.session_timeout_ms)
         self.admission = Admission(settings.limits.max_pending_events)
-        # Requests prepared (decoded, validated, enriched) at once, in worker threads. Python
+        # Requests prepared (decoded, validated, enriched) at once, in a worker thread. Python
         # holds the GIL for that work, so more at once is no faster; each one holds its decoded
-        # body, so more at once is more memory.
+        # body, so more at once is more memory, and another thread taking turns at the GIL with
+        # the event loop (50 clients: 503 answers' p99 220 ms with one, 480-770 ms with two).
         self._preparing = asyncio.Semaphore(PREPARED_AT_ONCE)
         self.sync: SyncJob | None = None
         if settings.upstream.url:

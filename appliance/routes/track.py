@@ -2,7 +2,7 @@
 
 Each handler walks the event's path: reserve room for its events or answer 503 at once
 (`appliance.admission`), authenticate (secret or allowed origin), check disk capacity, read the
-body within its limits, then (in a worker thread, two requests at a time, `appliance.batch`)
+body within its limits, then (in a worker thread, one request at a time, `appliance.batch`)
 split and decode with the prebuilt msgspec decoders, validate per row and dispatch to rows, and
 answer only after the writer has committed them. CORS headers are added around these handlers by `appliance.cors`.
 """
