@@ -30,7 +30,6 @@ from dataclasses import dataclass
 
 import duckdb
 import numpy as np
-import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +40,8 @@ _STEPS = np.arange(_PROBES, dtype=np.uint32)
 # the window held at start, up to the maximum), so a lookup probes a handful of them.
 _MIN_SEGMENT_IDS = 1 << 18
 _MAX_SEGMENT_IDS = 1 << 21
-# Ids are set 64k at a time when a segment is built, to keep the probe arrays small, into a
-# slice of 2^24 bits at a time (`_Segment.filled`).
+# Many ids at once (the store's, when it opens) are set 64k at a time, to keep the probe arrays
+# small, into a slice of 2^24 bits at a time (`_Segment._set_in_slices`).
 _BUILD_CHUNK = 1 << 16
 _BUILD_SLICE_BITS = 1 << 24
 
@@ -80,6 +79,15 @@ class _Segment:
         return held
 
     def add(self, hashes: np.ndarray, received_ms: int, first_seq: int) -> None:
+        if len(hashes) >= _BUILD_CHUNK:
+            self._set_in_slices(hashes)
+        else:
+            self._set_bit_by_bit(hashes)
+        self.count += len(hashes)
+        self.newest_received_ms = max(self.newest_received_ms, received_ms)
+        self.first_seq = min(self.first_seq, first_seq)
+
+    def _set_bit_by_bit(self, hashes: np.ndarray) -> None:
         positions = _probe_positions(hashes, self.bit_mask).ravel()
         byte = positions >> 3
         bit = (positions & 7).astype(np.uint8)
@@ -87,32 +95,19 @@ class _Segment:
         # repeated bytes in one fancy-indexed update cannot lose each other's bits.
         for number in range(8):
             self.bits[byte[bit == number]] |= np.uint8(1 << number)
-        self.count += len(hashes)
-        self.newest_received_ms = max(self.newest_received_ms, received_ms)
-        self.first_seq = min(self.first_seq, first_seq)
 
-    @classmethod
-    def filled(cls, capacity: int, hashes: np.ndarray, newest_received_ms: int, first_seq: int) -> _Segment:
-        """A segment of many ids at once (when the store opens).
-
-        Setting bits one at a time through numpy would lose bits that share a byte, so each
-        slice of the bit array is set as one byte per bit and then packed; slices keep that
-        temporary array to 16 MiB whatever the segment's size.
-        """
-        segment = cls.empty(capacity)
-        total_bits = capacity * _BITS_PER_ID
+    def _set_in_slices(self, hashes: np.ndarray) -> None:
+        """Many ids at once (when the store opens): each slice of the bit array is set as one
+        byte per bit, then packed into it; slices keep that temporary array to 16 MiB."""
+        total_bits = self.capacity * _BITS_PER_ID
         for first in range(0, total_bits, _BUILD_SLICE_BITS):
             flags = np.zeros(min(_BUILD_SLICE_BITS, total_bits - first), np.bool_)
             for start in range(0, len(hashes), _BUILD_CHUNK):
-                positions = _probe_positions(hashes[start:start + _BUILD_CHUNK], segment.bit_mask).ravel()
-                if first or len(flags) < total_bits:
+                positions = _probe_positions(hashes[start:start + _BUILD_CHUNK], self.bit_mask).ravel()
+                if total_bits > len(flags):
                     positions = positions[(positions >= first) & (positions < first + len(flags))] - first
                 flags[positions] = True
-            segment.bits[first // 8:(first + len(flags)) // 8] = np.packbits(flags, bitorder="little")
-        segment.count = len(hashes)
-        segment.newest_received_ms = newest_received_ms
-        segment.first_seq = first_seq
-        return segment
+            self.bits[first // 8:(first + len(flags)) // 8] |= np.packbits(flags, bitorder="little")
 
 
 class RecentIds:
@@ -142,16 +137,10 @@ class RecentIds:
         reader = connection.sql(
             f"""SELECT hash(id) AS id_hash, epoch_ms({written_at}) AS written_ms, seq FROM {table}
                 WHERE {written_at} >= epoch_ms(?::BIGINT)""",  # noqa: S608 - fixed names
-            params=[oldest]).to_arrow_reader(_BUILD_CHUNK * 4)
-        pending: list[pa.RecordBatch] = []
-        pending_rows = 0
+            params=[oldest]).to_arrow_reader(_BUILD_CHUNK * 8)
         for batch in reader:
-            pending.append(batch)
-            pending_rows += batch.num_rows
-            if pending_rows >= recent._segment_ids:
-                pending_rows = recent._file_full_segments(pending)
-        if pending_rows:
-            recent._file_segment(pa.Table.from_batches(pending))
+            written, seqs = batch.column(1).to_numpy(), batch.column(2).to_numpy()
+            recent.add(batch.column(0).to_numpy(), int(written.max()), int(seqs.min()))
         if total:
             log.info("%s filter: %d ids of the last %d hours in %.1fs (%d MiB)", table, total,
                      window_ms // 3_600_000, time.monotonic() - started, recent.memory_bytes >> 20)
@@ -192,20 +181,6 @@ class RecentIds:
             taken = hashes[start:start + segment.capacity - segment.count]
             segment.add(taken, received_ms, first_seq)
             start += len(taken)
-
-    def _file_full_segments(self, pending: list[pa.RecordBatch]) -> int:
-        """Build a full segment from the first ids pending; leaves the rest pending."""
-        table = pa.Table.from_batches(pending)
-        self._file_segment(table.slice(0, self._segment_ids))
-        rest = table.slice(self._segment_ids).to_batches()
-        pending[:] = rest
-        return sum(batch.num_rows for batch in rest)
-
-    def _file_segment(self, table: pa.Table) -> None:
-        hashes = table.column(0).to_numpy()
-        written = table.column(1).to_numpy()
-        seqs = table.column(2).to_numpy()
-        self._segments.append(_Segment.filled(self._segment_ids, hashes, int(written.max()), int(seqs.min())))
 
     def _writable_segment(self) -> _Segment:
         if not self._segments or self._segments[-1].count >= self._segments[-1].capacity:

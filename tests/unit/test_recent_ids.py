@@ -73,3 +73,16 @@ def test_the_newest_segment_that_may_hold_an_id_gives_its_first_seq() -> None:
     assert floors[10:20].tolist() == [100] * 10
     assert (floors[20:1020] == 900_000).all()
     assert (floors[1020:] == -1).sum() > 990
+
+
+def test_many_ids_at_once_are_set_slice_by_slice_and_all_held() -> None:
+    from storage.recent_ids import _Segment
+
+    segment = _Segment.empty(1 << 20)  # 2^25 bits: two slices of the bulk path
+    ids = _random_hashes(300_000, seed=8)
+    segment.add(ids[:200_000], NOW_MS, first_seq=1)  # one call: the bulk path
+    for start in range(200_000, 300_000, 2000):  # the per-commit path
+        segment.add(ids[start:start + 2000], NOW_MS, first_seq=7)
+    assert segment.may_hold(ids).all()
+    assert segment.may_hold(_random_hashes(200_000, seed=9)).sum() < 5
+    assert (segment.count, segment.first_seq) == (300_000, 1)
