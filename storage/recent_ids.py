@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 _BITS_PER_ID = 32
 _PROBES = 12
 _STEPS = np.arange(_PROBES, dtype=np.uint32)
-# A segment holds this many ids at least; larger stores get larger segments (a quarter of what
-# the window held at start, up to the maximum), so a lookup probes a handful of them.
+# A segment holds this many ids at least; a busier window gets larger segments (a quarter of the
+# ids held when the segment is opened, up to the maximum), so a lookup probes a handful of them.
 _MIN_SEGMENT_IDS = 1 << 18
 _MAX_SEGMENT_IDS = 1 << 21
 # Many ids at once (the store's, when it opens) are set 64k at a time, to keep the probe arrays
@@ -52,6 +52,11 @@ def _probe_positions(hashes: np.ndarray, bit_mask: np.uint32) -> np.ndarray:
     high = (hashes >> np.uint64(32)).astype(np.uint32) | np.uint32(1)
     positions: np.ndarray = (low[:, None] + _STEPS[None, :] * high[:, None]) & bit_mask
     return positions
+
+
+def _segment_size(ids_held: int) -> int:
+    """Ids per new segment: a quarter of those held, as a power of two (a mask finds a bit)."""
+    return min(max(1 << (ids_held // 4).bit_length(), _MIN_SEGMENT_IDS), _MAX_SEGMENT_IDS)
 
 
 @dataclass(slots=True)
@@ -116,7 +121,7 @@ class RecentIds:
     def __init__(self, window_ms: int) -> None:
         self.window_ms = window_ms
         self._segments: list[_Segment] = []
-        self._segment_ids = _MIN_SEGMENT_IDS
+        self._next_segment_ids = _MIN_SEGMENT_IDS
 
     @classmethod
     def from_store(cls, connection: duckdb.DuckDBPyConnection, window_ms: int, now_ms: int,
@@ -130,8 +135,7 @@ class RecentIds:
         oldest = min(now_ms, newest if newest is not None else now_ms) - window_ms
         [(total,)] = connection.execute(
             f"SELECT count(*) FROM {table} WHERE {written_at} >= epoch_ms(?::BIGINT)", [oldest]).fetchall()  # noqa: S608
-        # A power of two, so that a mask finds a probe's bit.
-        recent._segment_ids = min(max(1 << (total // 4).bit_length(), _MIN_SEGMENT_IDS), _MAX_SEGMENT_IDS)
+        recent._next_segment_ids = _segment_size(total)
         # Rows are stored in the order they were written (rewritten rows are appended), so the
         # segments file ids by time; each segment's bounds come from its rows whatever the order.
         reader = connection.sql(
@@ -174,7 +178,7 @@ class RecentIds:
         return floors
 
     def add(self, hashes: np.ndarray, received_ms: int, first_seq: int = 0) -> None:
-        """File ids just committed, written with seqs of at least `first_seq`."""
+        """File ids being written (with seqs of at least `first_seq`)."""
         start = 0
         while start < len(hashes):
             segment = self._writable_segment()
@@ -184,7 +188,8 @@ class RecentIds:
 
     def _writable_segment(self) -> _Segment:
         if not self._segments or self._segments[-1].count >= self._segments[-1].capacity:
-            self._segments.append(_Segment.empty(self._segment_ids))
+            self._segments.append(_Segment.empty(self._next_segment_ids))
+            self._next_segment_ids = _segment_size(sum(segment.count for segment in self._segments))
         return self._segments[-1]
 
     def _forget_older_than(self, oldest_ms: int) -> None:
