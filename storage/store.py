@@ -293,9 +293,9 @@ class Store:
     def _merge_sessions(self, deltas: list[dict[str, Any]], now_ms: int) -> _WrittenSessions:
         """The touched sessions as they are after this commit (`_MERGED_SESSIONS`), with new seqs.
 
-        The stored rows are looked for only among rows written since the oldest segment of
-        `recent_sessions` that may hold one of them (rewritten rows are appended, so DuckDB
-        skips the row groups before it); a session it does not know is new.
+        The stored rows are looked for only among rows whose seq is at least the smallest of
+        the touched sessions' `recent_sessions.newest_first_seq` (rewritten rows are appended,
+        so DuckDB skips the row groups before it); a session the filters do not hold is new.
         """
         first_seq = self.sequences.take("sessions", len(deltas))
         records = [{"seq": first_seq + n, **delta} for n, delta in enumerate(deltas)]
