@@ -274,15 +274,14 @@ def _hanging_upstream(folder: Path) -> tuple[subprocess.Popen[str], str]:
 def run_once(args: argparse.Namespace, templates: list[bytes]) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     storage = f'memory_limit = "{args.memory_limit}"' if args.memory_limit else ""
-    if args.max_pending_events:
-        storage += f"\n[limits]\nmax_pending_events = {args.max_pending_events}"
-    write_config(folder, storage=storage)
+    limits = f"[limits]\nmax_pending_events = {args.max_pending_events}\n" if args.max_pending_events else ""
+    write_config(folder, limits, storage=storage)
     front = None
     if args.upstream_hangs:
         # Forwarding on, every 2 s, into an upstream that never answers (5 s timeout).
         front, url = _hanging_upstream(folder)
-        write_config(folder, f'[upstream]\nurl = "{url}"\ntimeout_seconds = 5.0\n[sync]\ninterval_seconds = 2.0\n',
-                     storage=storage)
+        write_config(folder, f'[upstream]\nurl = "{url}"\ntimeout_seconds = 5.0\n[sync]\ninterval_seconds = 2.0\n'
+                     + limits, storage=storage)
     if args.prefill:
         started = time.perf_counter()
         prefill(folder / "var" / "bench.duckdb", args.prefill)

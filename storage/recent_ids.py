@@ -156,10 +156,7 @@ class RecentIds:
 
     def may_hold(self, hashes: np.ndarray, now_ms: int) -> np.ndarray:
         """For each id hash, whether the store may hold it (False: certainly not in the window)."""
-        self._forget_older_than(now_ms - self.window_ms)
-        held = np.zeros(len(hashes), np.bool_)
-        for segment in self._segments:
-            held |= segment.may_hold(hashes)
+        held: np.ndarray = self.newest_first_seq(hashes, now_ms) >= 0
         return held
 
     def newest_first_seq(self, hashes: np.ndarray, now_ms: int) -> np.ndarray:

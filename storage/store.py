@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,8 +98,15 @@ _PROFILE_CONTEXT = ", ".join(
 @dataclass(frozen=True, slots=True)
 class _WrittenSessions:
     rows: pa.Table  # `_MERGED_SESSIONS`: the sessions as written, and the rows they replace
+    stored: np.ndarray  # per row, whether the session was stored before (bool)
     hashes: np.ndarray  # DuckDB's hash() of each id, for `Store.recent_sessions`
     first_seq: int
+
+
+def _stored(merged: pa.Table) -> np.ndarray:
+    """Per merged session row, whether it replaces a stored row."""
+    stored: np.ndarray = pa.compute.is_valid(merged.column("stored_rowid")).to_numpy(zero_copy_only=False)
+    return stored
 
 
 class Sequences:
@@ -222,10 +230,9 @@ class Store:
             return None
         written = self._merge_sessions(list(deltas.values()), min(row.received_at for row in rows))
         merged = written.rows
-        stored = pa.compute.is_valid(merged.column("stored_rowid"))
         new_sessions = [(project_id, session_id) for project_id, session_id, was_stored in zip(
-            merged.column("project_id").to_pylist(), merged.column("id").to_pylist(), stored.to_pylist(), strict=True)
-            if not was_stored]
+            merged.column("project_id").to_pylist(), merged.column("id").to_pylist(), written.stored.tolist(),
+            strict=True) if not was_stored]
         if new_sessions:
             # The sessions table says these sessions are new. Their locks are claimed for the
             # record (and for any other writer of this cache), all in one cache transaction; a
@@ -234,7 +241,7 @@ class Store:
             firsts = first_events(rows)
             rows.extend(session_start_row(firsts[session_id]) for _, session_id in new_sessions)
         starts = len(new_sessions)
-        self._replace_sessions(merged, stored)
+        self._replace_sessions(merged)
         # A session's referrer is the one it started with: the stored row's, or a new session's
         # first event's (the merge keeps the stored one). Every event of the session carries it
         # (OpenPanel's referrer inheritance).
@@ -254,16 +261,13 @@ class Store:
         if session_referrers is None:
             self._execute_with("incoming_events", incoming, "INSERT INTO events BY NAME SELECT * FROM incoming_events")
             return first_seq
-        self.connection.register("session_referrers", session_referrers)
-        try:
+        with self._registered("session_referrers", session_referrers):
             # Field by field, a non-empty session value wins (OpenPanel merges the session's
             # referrer over the event's, leaving out empty values).
             self._execute_with("incoming_events", incoming, f"""
                 INSERT INTO events BY NAME
                 SELECT e.* REPLACE ({_INHERITED_REFERRER})
                 FROM incoming_events e LEFT JOIN session_referrers s ON s.id = e.session_id""")  # noqa: S608
-        finally:
-            self.connection.unregister("session_referrers")
         return first_seq
 
     def _upsert_session_profiles(self, first_seq: int, last_seq: int, starts: int) -> None:
@@ -299,29 +303,25 @@ class Store:
         """
         first_seq = self.sequences.take("sessions", len(deltas))
         records = [{"seq": first_seq + n, **delta} for n, delta in enumerate(deltas)]
-        self.connection.register("incoming_sessions", pa.Table.from_pylist(records, schema=SESSION_ARROW_SCHEMA))
-        try:
+        with self._registered("incoming_sessions", pa.Table.from_pylist(records, schema=SESSION_ARROW_SCHEMA)):
             hashes = self.connection.sql("SELECT hash(id) FROM incoming_sessions").to_arrow_table().column(0).to_numpy()
             floors = self.recent_sessions.newest_first_seq(hashes, now_ms)
             maybe_stored = floors >= 0
             since = int(floors[maybe_stored].min()) if maybe_stored.any() else first_seq
             merged = self.connection.sql(_MERGED_SESSIONS, params=[since]).to_arrow_table()
-            found = pa.compute.is_valid(merged.column("stored_rowid")).to_numpy(zero_copy_only=False)
-            if since > 0 and (maybe_stored & ~found).any():
+            if since > 0 and (maybe_stored & ~_stored(merged)).any():
                 # A false "maybe" may have named a segment newer than the row: look everywhere.
                 merged = self.connection.sql(_MERGED_SESSIONS, params=[0]).to_arrow_table()
-        finally:
-            self._unregister("incoming_sessions")
-        return _WrittenSessions(merged, hashes, first_seq)
+        return _WrittenSessions(merged, _stored(merged), hashes, first_seq)
 
-    def _replace_sessions(self, merged: pa.Table, stored: pa.Array) -> None:
+    def _replace_sessions(self, merged: pa.Table) -> None:
         """Write the merged rows: the stored ones they replace are deleted by rowid first.
 
         DuckDB rewrites every column an `UPDATE` (or `ON CONFLICT DO UPDATE`) sets, which costs
         three times this delete and insert: a commit touching 600 sessions, 80% of them stored,
         against 200k (2M) stored sessions took 161 ms (580 ms) as an upsert, 50 ms (192 ms) so.
         """
-        replaced = merged.column("stored_rowid").filter(stored)
+        replaced = merged.column("stored_rowid").drop_null()
         if len(replaced):
             self._execute_with("replaced_sessions", pa.table({"rowid": replaced}),
                                "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM replaced_sessions)")
@@ -389,7 +389,7 @@ class Store:
             closed = self._arrow_with("closing_sessions", closing, """
                 SELECT s.rowid AS stored_rowid, s.* REPLACE (true AS closed, c.seq AS seq)
                 FROM sessions s JOIN closing_sessions c ON s.id = c.id""")
-            self._replace_sessions(closed, pa.compute.is_valid(closed.column("stored_rowid")))
+            self._replace_sessions(closed)
             self.connection.execute("COMMIT")
         except BaseException:
             self._roll_back()
@@ -428,28 +428,25 @@ class Store:
             self.connection.execute("ROLLBACK")
 
     def _execute_with(self, name: str, table: pa.Table, sql: str) -> None:
-        self.connection.register(name, table)
-        try:
+        with self._registered(name, table):
             self.connection.execute(sql)
-        finally:
-            self._unregister(name)
 
     def _arrow_with(self, name: str, table: pa.Table, sql: str) -> pa.Table:
-        self.connection.register(name, table)
-        try:
+        with self._registered(name, table):
             return self.connection.sql(sql).to_arrow_table()
-        finally:
-            self._unregister(name)
 
     def _query_with(self, name: str, table: pa.Table, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        with self._registered(name, table):
+            return self.connection.execute(sql, params).fetchall()
+
+    @contextlib.contextmanager
+    def _registered(self, name: str, table: pa.Table) -> Iterator[None]:
+        """`table` readable as `name` by the statements inside the block."""
         self.connection.register(name, table)
         try:
-            return self.connection.execute(sql, params).fetchall()
+            yield
         finally:
-            self._unregister(name)
-
-    def _unregister(self, name: str) -> None:
-        # After a failed statement the transaction is aborted and unregister fails too; its
-        # "Current transaction is aborted" must not replace the statement's own error.
-        with contextlib.suppress(duckdb.TransactionException):
-            self.connection.unregister(name)
+            # After a failed statement the transaction is aborted and unregister fails too; its
+            # "Current transaction is aborted" must not replace the statement's own error.
+            with contextlib.suppress(duckdb.TransactionException):
+                self.connection.unregister(name)

@@ -150,6 +150,7 @@ def test_sessions_written_long_ago_are_found_through_older_filter_segments(
     import numpy as np
 
     import storage.recent_ids
+    from storage.store import Store
 
     monkeypatch.setattr(storage.recent_ids, "_MIN_SEGMENT_IDS", 8)  # a segment per few commits
     path, cache = str(tmp_path / "g.duckdb"), str(tmp_path / "cache")
@@ -161,10 +162,10 @@ def test_sessions_written_long_ago_are_found_through_older_filter_segments(
                 events=[_view(batch * 10 + n, f"s{batch * 4 + n}") for n in range(4)])))
         asyncio.run(writer.write(WriteRequest(events=[_view(500, "s0"), _view(501, "s21")])))
 
-        def false_maybe(store: object) -> None:
+        def false_maybe(store: Store) -> None:
             # The newest segment claims "s1", as a false positive would: its rows start too late.
-            hashes = store.connection.sql("SELECT hash('s1')").fetchall()  # type: ignore[attr-defined]
-            store.recent_sessions.add(np.array([hashes[0][0]], np.uint64), NOW_MS, 10**9)  # type: ignore[attr-defined]
+            hashes = store.connection.sql("SELECT hash('s1')").fetchall()
+            store.recent_sessions.add(np.array([hashes[0][0]], np.uint64), NOW_MS, 10**9)
 
         asyncio.run(writer.call(false_maybe))
         asyncio.run(writer.write(WriteRequest(events=[_view(502, "s1")])))
