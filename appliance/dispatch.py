@@ -25,7 +25,7 @@ from appliance.enrich.event import enrich
 from appliance.enrich.geo import GeoLocator, Location
 from appliance.enrich.referrer import ReferrerTable
 from appliance.enrich.useragent import Agent, AgentKind
-from appliance.identity import device_id, event_id, session_id_for
+from appliance.identity import device_id, event_id_text, session_id_for
 from appliance.sessions import LiveSession, LiveSessions
 from appliance.timestamps import parse_timestamp_ms
 from appliance.validate import ValidEvent
@@ -163,7 +163,7 @@ def _track_row(context: RequestContext, event: ValidEvent, device: str, where: L
     payload = event.item.payload
     columns = enrich(event.properties, dict(event.flat_properties), context.agent, where, context.referrers)
     row = EventRow(
-        id=str(event_id(context.project_id, event.insert_id)),
+        id=event_id_text(context.project_id, event.insert_id),
         id_from_client=event.insert_id is not None,
         name=payload.name,
         project_id=context.project_id,

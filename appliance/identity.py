@@ -17,6 +17,7 @@ SESSION_GRACE_MS = 5_000
 # Fixed forever: event ids derived from `__insertId` must be the same on every gateway and in
 # every release, or a resend after an upgrade would be stored twice.
 INSERT_ID_NAMESPACE = uuid.UUID("8c5f2b1e-3d4a-5b6c-9d7e-0f1a2b3c4d5e")
+_INSERT_ID_NAMESPACE_BYTES = INSERT_ID_NAMESPACE.bytes
 
 
 def device_id(user_agent: str, client_ip: str, project_id: str, salt: str) -> str:
@@ -45,7 +46,18 @@ def session_id_for(project_id: str, device: str, event_ms: int, timeout_ms: int)
 
 
 def event_id(project_id: str, insert_id: str | None) -> uuid.UUID:
-    """A stable id for client-supplied `__insertId`s, else a fresh random one."""
+    """A stable id for client-supplied `__insertId`s (UUID version 5), else a fresh random one."""
+    return uuid.UUID(event_id_text(project_id, insert_id))
+
+
+def event_id_text(project_id: str, insert_id: str | None) -> str:
+    """`event_id` as the text stored, made without a `UUID` object: this runs once per event,
+    and the object's construction and formatting were a third of the id's cost."""
     if insert_id is None:
-        return uuid.uuid4()
-    return uuid.uuid5(INSERT_ID_NAMESPACE, f"{project_id}:{insert_id}")
+        return str(uuid.uuid4())
+    name = _INSERT_ID_NAMESPACE_BYTES + f"{project_id}:{insert_id}".encode()
+    digest = bytearray(hashlib.sha1(name, usedforsecurity=False).digest())  # what uuid5 hashes with
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5 (RFC 4122 §4.3)
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    text = digest[:16].hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"

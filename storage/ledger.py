@@ -65,11 +65,12 @@ class Refused:
 
 # ---- reads (any thread, own cursor) ------------------------------------------------------------
 
-def pending_batch(reader: duckdb.DuckDBPyConnection, table: str) -> Batch | None:
-    """The table's oldest recorded batch the server has not confirmed yet."""
+def pending_batch(reader: duckdb.DuckDBPyConnection, table: str, after_id: int = 0) -> Batch | None:
+    """The table's oldest recorded batch the server has not confirmed yet (recorded after batch
+    `after_id`: the one in flight is pending too)."""
     row = reader.execute(
         """SELECT id, first_seq, last_seq, row_count, token, attempts, ambiguous FROM sync_batches
-           WHERE table_name = ? AND status = 'pending' ORDER BY id LIMIT 1""", [table]).fetchall()
+           WHERE table_name = ? AND status = 'pending' AND id > ? ORDER BY id LIMIT 1""", [table, after_id]).fetchall()
     # fetchall, not fetchone: a cursor with an unfinished result refuses the next statement.
     return Batch(table=table, **dict(zip(_BATCH_FIELDS, row[0], strict=True))) if row else None
 

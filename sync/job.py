@@ -120,11 +120,8 @@ class SyncJob:
                     target = targets[table]
                     if target.plan.problems:
                         continue
-                    while (max_batches is None or batches < max_batches) and await self._send_next(
-                            table, target, result):
-                        batches += 1
-                        if progress is not None:
-                            progress(table, result.sent_rows.get(table, 0))
+                    budget = None if max_batches is None else max_batches - batches
+                    batches += await self._send_table(table, target, result, budget, progress)
                 self._failures = 0
             except UpstreamError as exc:
                 self._failures += 1
@@ -151,27 +148,65 @@ class SyncJob:
                 log.info("upstream tables fixed: forwarding to all of them again")
             self._reported_problems = problems
 
-    async def _send_next(self, table: str, target: _Target, result: PassResult) -> bool:
-        batch = await asyncio.to_thread(self._pending_or_next_range, table)
+    async def _send_table(self, table: str, target: _Target, result: PassResult, budget: int | None,
+                          progress: Callable[[str, int], None] | None) -> int:
+        """Send `table`'s batches (at most `budget`); returns how many were sent.
+
+        Events and replay chunks are pipelined: while one batch is on its way upstream, the next
+        is recorded and read from DuckDB, so the local read and the upstream's work overlap
+        (`bench/sync.py`). A snapshotted table is not: its next snapshot's cancel rows must see
+        what the batch before it left upstream (`finish_batch`).
+        """
+        sent = 0
+        upcoming = await self._next_batch(table, None) if budget != 0 else None
+        while upcoming is not None:
+            batch, rows = upcoming
+            more = (budget is None or sent + 1 < budget) and table not in SNAPSHOTTED
+            prefetch = asyncio.ensure_future(self._next_batch(table, batch)) if more else None
+            try:
+                await self._send_batch(batch, rows, target, result)
+            except BaseException:
+                if prefetch is not None:
+                    # The prefetched batch stays pending, for the next pass; the send's error is the
+                    # one to report.
+                    await asyncio.wait([prefetch])
+                    if not prefetch.cancelled():
+                        prefetch.exception()
+                raise
+            sent += 1
+            if progress is not None:
+                progress(table, result.sent_rows.get(table, 0))
+            if prefetch is not None:
+                upcoming = await prefetch
+            elif table in SNAPSHOTTED and (budget is None or sent < budget):
+                upcoming = await self._next_batch(table, batch)
+            else:
+                upcoming = None
+        return sent
+
+    async def _next_batch(self, table: str, after: Batch | None) -> tuple[Batch, pa.Table] | None:
+        """The batch after `after` (the oldest pending one, else a new one recorded now), with its rows."""
+        batch = await asyncio.to_thread(self._pending_or_next_range, table, after.id if after else 0)
         if batch is None:
-            return False
+            return None
         if isinstance(batch, tuple):
             first, last = batch
             now = self._clock()
             batch = await self._writer.call(
                 lambda store: ledger.record_batch(store, table, first, last, self._gateway_id, now))
-        recorded = batch
+        return batch, await asyncio.to_thread(self._read, batch)
+
+    async def _send_batch(self, batch: Batch, rows: pa.Table, target: _Target, result: PassResult) -> None:
         try:
-            refused = await asyncio.to_thread(self._send, recorded, target)
+            refused = await asyncio.to_thread(self._send, batch, rows, target)
         except UpstreamError as exc:
             message, ambiguous = str(exc), exc.ambiguous
-            await self._writer.call(lambda store: ledger.record_failure(store, recorded, message, ambiguous))
+            await self._writer.call(lambda store: ledger.record_failure(store, batch, message, ambiguous))
             raise
         done_at = self._clock()
-        await self._writer.call(lambda store: ledger.finish_batch(store, recorded, refused, done_at))
-        result.sent_rows[table] = result.sent_rows.get(table, 0) + max(0, recorded.row_count - len(refused))
+        await self._writer.call(lambda store: ledger.finish_batch(store, batch, refused, done_at))
+        result.sent_rows[batch.table] = result.sent_rows.get(batch.table, 0) + max(0, batch.row_count - len(refused))
         result.quarantined_rows += len(refused)
-        return True
 
     # ---- worker thread ----------------------------------------------------------------------
 
@@ -204,21 +239,23 @@ class SyncJob:
                     upstream.database, table.name)
         return dataclasses.replace(table, dedup_window=DEDUPLICATION_WINDOW)
 
-    def _pending_or_next_range(self, table: str) -> Batch | tuple[int, int] | None:
+    def _pending_or_next_range(self, table: str, after_id: int) -> Batch | tuple[int, int] | None:
         reader = self._writer.reader()
         try:
             limit = min(self._batch_rows, SNAPSHOT_BATCH_ROWS) if table in SNAPSHOTTED else self._batch_rows
-            return ledger.pending_batch(reader, table) or ledger.next_range(reader, table, limit)
+            return ledger.pending_batch(reader, table, after_id) or ledger.next_range(reader, table, limit)
         finally:
             reader.close()
 
-    def _send(self, batch: Batch, target: _Target) -> list[Refused]:
-        upstream = self._connection()
+    def _read(self, batch: Batch) -> pa.Table:
         reader = self._writer.reader()
         try:
-            rows = ledger.read_batch(reader, batch)
+            return ledger.read_batch(reader, batch)
         finally:
             reader.close()
+
+    def _send(self, batch: Batch, rows: pa.Table, target: _Target) -> list[Refused]:
+        upstream = self._connection()
         inserted_at = upstream.server_time_ms() if target.plan.set_inserted_at else None
         block, refused = fit(rows, target.plan, inserted_at, self._gateway_id)
         token = batch.token

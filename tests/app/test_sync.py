@@ -36,6 +36,7 @@ class FaultyUpstream(Upstream):
 
     refuse = False
     lose_answers = 0
+    refuse_after: int | None = None  # inserts let through before refusing (then every one is refused)
     hang: threading.Event | None = None  # while set to an unset Event, inserts wait for it
 
     def insert_arrow(self, table: str, rows: Any, token: str, **how: Any) -> None:
@@ -46,6 +47,9 @@ class FaultyUpstream(Upstream):
     def _before(self) -> None:
         if FaultyUpstream.hang is not None:
             FaultyUpstream.hang.wait(60)
+        if FaultyUpstream.refuse_after is not None:
+            FaultyUpstream.refuse_after -= 1
+            FaultyUpstream.refuse = FaultyUpstream.refuse or FaultyUpstream.refuse_after < 0
         if FaultyUpstream.refuse:
             raise UpstreamError("Connection refused", retryable=True)
 
@@ -111,6 +115,7 @@ def site(request: pytest.FixtureRequest, tmp_path: Path, chdb_folder: Path, cloc
         tmp_path, upstream={"url": url, "database": database, "set_deduplication_window": may_set_window},
         sync={"interval_seconds": 3600.0, "batch_rows": 500}))
     FaultyUpstream.refuse, FaultyUpstream.lose_answers, FaultyUpstream.hang = False, 0, None
+    FaultyUpstream.refuse_after = None
     with TestClient(app=create_app(settings, clock=clock)) as client:
         client.app.state.gateway.sync._connect = lambda: FaultyUpstream(url, database)
         yield Site(client, upstream)
@@ -168,6 +173,26 @@ def test_outage_then_recovery(site: Site) -> None:
     assert site.sync()["error"] is None
     assert site.up("SELECT count(), uniqExact(id) FROM UP.events") == [(1201, 1201)]
     assert site.status()["backlog"]["events"]["rows"] == 0
+
+
+def test_a_failure_mid_table_leaves_the_read_ahead_batch_for_the_next_pass(site: Site) -> None:
+    """Events are pipelined (the next batch is recorded and read while one is sent): when the
+    upstream goes away after the first batch, the batches behind it wait, and the next pass
+    sends each exactly once, in order."""
+    site.post([track(f"e{i}", insert_id=f"ahead-{i}") for i in range(1600)])  # 4 batches of 500
+    FaultyUpstream.refuse_after = 1
+    failed = site.sync()
+    assert "Connection refused" in failed["error"] and failed["sent_rows"] == {"events": 500}
+    assert site.up("SELECT count() FROM UP.events") == [(500,)]
+    FaultyUpstream.refuse, FaultyUpstream.refuse_after = False, None
+    assert site.sync()["error"] is None
+    assert site.up("SELECT count(), uniqExact(id) FROM UP.events") == [(1601, 1601)]
+    reader = site.http.app.state.gateway.writer.reader()
+    batches = reader.execute("SELECT first_seq, last_seq, row_count, status FROM sync_batches "
+                             "WHERE table_name = 'events' ORDER BY id").fetchall()
+    reader.close()
+    assert {status for *_, status in batches} == {"done"} and sum(count for _, _, count, _ in batches) == 1601
+    assert all(last < following for (_, last, _, _), (following, *_) in itertools.pairwise(batches))
 
 
 def test_lost_response_after_commit_makes_no_duplicate(site: Site) -> None:

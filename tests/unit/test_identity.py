@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import uuid
 
-from appliance.identity import device_id, event_id, session_bucket, session_id_for
+from appliance.identity import (
+    INSERT_ID_NAMESPACE,
+    device_id,
+    event_id,
+    event_id_text,
+    session_bucket,
+    session_id_for,
+)
 
 UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/148.0.0.0"
 THIRTY_MINUTES_MS = 30 * 60_000
@@ -38,3 +45,10 @@ def test_event_id_from_insert_id_is_stable_per_project() -> None:
     assert event_id("p", "abc").version == 5
     assert event_id("p", None) != event_id("p", None)
     assert isinstance(event_id("p", None), uuid.UUID)
+
+
+def test_event_id_text_is_the_rfc_4122_name_based_uuid() -> None:
+    """The stored id must stay what `uuid.uuid5` gives: a resend after an upgrade is a duplicate."""
+    for project, insert_id in [("p", "abc"), ("bench", "0" * 64), ("proj-ü", "ÿ-ids with spaces")]:
+        assert event_id_text(project, insert_id) == str(uuid.uuid5(INSERT_ID_NAMESPACE, f"{project}:{insert_id}"))
+    assert uuid.UUID(event_id_text("p", None)).version == 4

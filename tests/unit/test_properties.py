@@ -77,3 +77,41 @@ def test_exactly_at_the_limits_is_allowed() -> None:
 def test_properties_must_be_an_object() -> None:
     with pytest.raises(PropertiesInvalid, match="expected `object`, got `array`"):
         decode_properties(msgspec.Raw(b"[1]"), LIMITS)
+
+
+# ---- the walk against its definition ------------------------------------------------------------
+
+from typing import Any  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from appliance.properties import CONSUMED_PROPERTIES  # noqa: E402
+
+_LEAVES = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5)
+_KEYS = st.sampled_from(["a", "b", "__path", "__timestamp", "x.y", ""]) | st.text(max_size=3)
+_DOCUMENTS = st.dictionaries(_KEYS, st.recursive(
+    _LEAVES, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_KEYS, inner, max_size=4), max_leaves=20),
+    max_size=6)
+
+
+def _defined(value: Any, key: str, out: dict[str, str]) -> None:
+    """docs/contract.md §6.3 read literally: dotted keys, `key.N` for list items, null and "" dropped."""
+    if isinstance(value, dict):
+        for child_key, child in value.items():
+            _defined(child, f"{key}.{child_key}" if key else child_key, out)
+    elif isinstance(value, list):
+        for position, child in enumerate(value):
+            _defined(child, f"{key}.{position}", out)
+    elif isinstance(value, bool):
+        out[key] = "true" if value else "false"
+    elif value is not None and value != "":
+        out[key] = str(value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_DOCUMENTS)
+def test_the_walk_is_the_definition_within_the_limits(document: dict[str, Any]) -> None:
+    expected: dict[str, str] = {}
+    _defined({key: value for key, value in document.items() if key not in CONSUMED_PROPERTIES}, "", expected)
+    assert flatten_properties(document) == expected
