@@ -26,10 +26,10 @@ from appliance.enrich.geo import GeoLocator, Location
 from appliance.enrich.referrer import ReferrerTable
 from appliance.enrich.useragent import Agent, AgentKind
 from appliance.identity import device_id, event_id_text, session_id_for
-from appliance.sessions import LiveSession, LiveSessions
+from appliance.live_sessions import LiveSession, LiveSessions
 from appliance.timestamps import parse_timestamp_ms
 from appliance.validate import ValidEvent
-from storage.rows import EventRow, GroupUpsert, ProfileChange, ReplayChunk, WriteRequest
+from storage.write_request import EventRow, GroupUpsert, ProfileChange, ReplayChunk, WriteRequest
 
 _PROPERTIES_ENCODER = msgspec.json.Encoder(order="sorted")
 # Stored on identify as profile properties, as OpenPanel does.

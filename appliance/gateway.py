@@ -26,9 +26,9 @@ from appliance.enrich.geo import GeoLocator
 from appliance.enrich.referrer import ReferrerTable
 from appliance.enrich.useragent import classify
 from appliance.history import History, Sample, event_totals
+from appliance.live_sessions import LiveSessions
 from appliance.logs import RateLimitedLog
 from appliance.metrics import GatewayMetrics
-from appliance.sessions import LiveSessions
 from appliance.settings import Settings
 from appliance.timestamps import DAY_MS
 from storage import ledger

@@ -14,8 +14,8 @@ import duckdb
 import msgspec
 import pyarrow as pa
 
-from storage.rows import ProfileChange
 from storage.schema import PROFILE_ARROW_SCHEMA
+from storage.write_request import ProfileChange
 
 _ENCODE = msgspec.json.Encoder(order="sorted")
 _DECODE = msgspec.json.Decoder(dict[str, str])

@@ -25,11 +25,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute
 
+from storage.backup import copy_database
 from storage.database import salts_for
 from storage.locks import SessionStartLocks
 from storage.profiles import apply_profile_changes
 from storage.recent_ids import RecentIds
-from storage.rows import EventRow, GroupUpsert, ReplayChunk, StoredIds, WriteRequest, WriteResult
 from storage.schema import (
     EVENT_ARROW_SCHEMA,
     EVENT_COLUMNS,
@@ -38,11 +38,13 @@ from storage.schema import (
     SESSION_ARROW_SCHEMA,
     SESSION_COLUMNS,
 )
-from storage.sessions import first_events, session_deltas, session_end_row, session_start_row
+from storage.session_aggregates import first_events, session_deltas, session_end_row, session_start_row
+from storage.write_request import EventRow, GroupUpsert, ReplayChunk, StoredIds, WriteRequest, WriteResult
 
 log = logging.getLogger(__name__)
 
-_EVENT_FIELDS = [c.name for c in EVENT_COLUMNS if c.name != "seq"]
+# Each stored column (but `seq`) and where it is in an `EventRow` tuple (`msgspec.structs.astuple`).
+_EVENT_FIELD_POSITIONS = {c.name: EventRow.__struct_fields__.index(c.name) for c in EVENT_COLUMNS if c.name != "seq"}
 _ENCODE = msgspec.json.Encoder(order="sorted")
 _DAY_MS = 86_400_000
 _SEQUENCED_TABLES = ("events", "profiles", "sessions", "groups", "session_replay_chunks")
@@ -255,8 +257,11 @@ class Store:
         """Insert event rows (inheriting their session's referrer when given); returns the first seq."""
         first_seq = self.sequences.take("events", len(rows))
         columns: dict[str, pa.Array] = {"seq": pa.array(range(first_seq, first_seq + len(rows)), pa.int64())}
-        for name in _EVENT_FIELDS:
-            columns[name] = pa.array([getattr(row, name) for row in rows], EVENT_ARROW_SCHEMA.field(name).type)
+        # Rows to columns by one transposition of their tuples (a third cheaper than a getattr per
+        # column per row).
+        values = list(zip(*(msgspec.structs.astuple(row) for row in rows), strict=True))
+        for name, position in _EVENT_FIELD_POSITIONS.items():
+            columns[name] = pa.array(values[position], EVENT_ARROW_SCHEMA.field(name).type)
         incoming = pa.Table.from_pydict(columns, schema=EVENT_ARROW_SCHEMA)
         if session_referrers is None:
             self._execute_with("incoming_events", incoming, "INSERT INTO events BY NAME SELECT * FROM incoming_events")
@@ -414,6 +419,14 @@ class Store:
     def salts_for(self, day: dt.date) -> tuple[str, str | None]:
         """The salt of `day` (created when missing) and the one before it."""
         return salts_for(self.connection, day)
+
+    def ping(self) -> None:
+        """A read through the writer's connection: raises if the store cannot answer (readiness)."""
+        self.connection.execute("SELECT count(*) FROM schema_migrations").fetchall()
+
+    def copy_to(self, destination: str) -> int:
+        """Copy the store to a new DuckDB file between two commits; returns its size in bytes."""
+        return copy_database(self.connection, destination)
 
     # ---- helpers -----------------------------------------------------------------------------
 

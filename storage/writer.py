@@ -25,8 +25,8 @@ import duckdb
 
 from storage.database import disable_progress_bar, open_database
 from storage.locks import SessionStartLocks
-from storage.rows import WriteRequest, WriteResult
 from storage.store import Store
+from storage.write_request import WriteRequest, WriteResult
 
 log = logging.getLogger(__name__)
 

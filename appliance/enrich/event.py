@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from appliance.enrich.geo import Location
-from appliance.enrich.location import parse_location
+from appliance.enrich.page_url import parse_location
 from appliance.enrich.referrer import ReferrerTable, referrer_of
 from appliance.enrich.useragent import Agent, AgentKind
 

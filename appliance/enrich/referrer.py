@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from appliance.enrich.location import PageLocation
+from appliance.enrich.page_url import PageLocation
 
 
 class Referrer(msgspec.Struct, frozen=True):

@@ -19,7 +19,6 @@ from appliance.gateway import Gateway
 from appliance.networks import peer_in
 from appliance.routes.health import not_ready_reason
 from appliance.routes.upstream_health import upstream_state
-from storage.backup import copy_database
 
 
 class Forbidden(GatewayError):
@@ -87,7 +86,7 @@ async def backup(request: Request[Any, Any, Any]) -> Response[bytes]:
     if not target.path.startswith("/"):
         raise BadRequest("path: must be absolute (it is on the gateway's machine)")
     try:
-        size = await gateway.writer.call(lambda store: copy_database(store.connection, target.path))
+        size = await gateway.writer.call(lambda store: store.copy_to(target.path))
     except (OSError, duckdb.Error) as exc:
         raise BadRequest(f"backup to {target.path} failed: {exc}") from None
     return Response(content=wire.encoder.encode({"path": target.path, "bytes": size}), media_type="application/json")

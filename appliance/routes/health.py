@@ -47,13 +47,10 @@ async def not_ready_reason(gateway: Gateway) -> str | None:
     if problem is not None:
         return problem
     try:
-        await asyncio.wait_for(gateway.writer.call(_ping), _PING_TIMEOUT_SECONDS)
+        await asyncio.wait_for(gateway.writer.call(Store.ping), _PING_TIMEOUT_SECONDS)
     except TimeoutError:
         return f"storage did not answer within {_PING_TIMEOUT_SECONDS:.0f}s"
     except (WriterStopped, duckdb.Error) as exc:
         return f"storage is not writable: {exc}"
     return None
 
-
-def _ping(store: Store) -> None:
-    store.connection.execute("SELECT count(*) FROM schema_migrations").fetchone()

@@ -33,7 +33,7 @@ from appliance.outcomes import Reason, Rejection
 from appliance.properties import PropertyLimits
 from appliance.settings import ProjectSettings
 from appliance.timestamps import TimeWindow
-from storage.rows import WriteResult
+from storage.write_request import WriteResult
 from storage.writer import WriterStopped, is_disk_error
 
 _JSON = "application/json"

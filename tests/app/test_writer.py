@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.rows import EventRow, WriteRequest
+from storage.write_request import EventRow, WriteRequest
 from storage.writer import StorageWriter
 
 NOW_MS = 1_780_920_000_000

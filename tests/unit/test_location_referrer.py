@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.enrich.location import PageLocation, parse_location
+from appliance.enrich.page_url import PageLocation, parse_location
 from appliance.enrich.referrer import Referrer, ReferrerTable, referrer_of
 
 TABLE = ReferrerTable.bundled()

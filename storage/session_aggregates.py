@@ -13,8 +13,8 @@ from typing import Any
 
 import msgspec
 
-from storage.rows import EventRow
 from storage.schema import GEO_AND_AGENT_NAMES
+from storage.write_request import EventRow
 
 SESSION_EVENTS = frozenset({"session_start", "session_end"})
 SCREEN_VIEW = "screen_view"

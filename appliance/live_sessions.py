@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import duckdb
 
-from storage.rows import EventRow
+from storage.reads import open_live_sessions
 from storage.schema import GEO_AND_AGENT_NAMES
+from storage.write_request import EventRow
 
 # What a borrowing server event takes from the session it joins, as OpenPanel's worker does
 # (`events.incoming-event.ts`): the session's referrer, geo and agent; path and origin are the
@@ -75,15 +76,9 @@ class LiveSessions:
         self._by_device = {k: s for k, s in self._by_device.items() if s.last_event_ms >= oldest}
         self._by_profile = {k: s for k, s in self._by_profile.items() if s.last_event_ms >= oldest}
 
-    def load(self, connection: duckdb.DuckDBPyConnection, now_ms: int) -> int:
+    def load(self, reader: duckdb.DuckDBPyConnection, now_ms: int) -> int:
         """Rebuild the state from the open live sessions of the `sessions` table."""
-        columns = ", ".join(BORROWED_COLUMNS)
-        rows = connection.execute(
-            f"""SELECT project_id, id, device_id, profile_id, epoch_ms(ended_at), exit_path, exit_origin, {columns}
-                FROM sessions WHERE is_live AND NOT closed AND ended_at >= epoch_ms(?::BIGINT)
-                ORDER BY ended_at""",  # noqa: S608 - column names are constants of this module
-            [now_ms - self.timeout_ms],
-        ).fetchall()
+        rows = open_live_sessions(reader, now_ms - self.timeout_ms, BORROWED_COLUMNS)
         for project_id, session_id, device_id, profile_id, ended_ms, exit_path, exit_origin, *borrowed in rows:
             session = LiveSession(session_id, device_id, ended_ms, dict(zip(BORROWED_COLUMNS, borrowed, strict=True)),
                                   (exit_path, exit_origin))
