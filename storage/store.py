@@ -367,16 +367,19 @@ class Store:
 
     # ---- the session closer ------------------------------------------------------------------
 
-    def close_sessions(self, now_ms: int, timeout_ms: int) -> int:
-        """Emit `session_end` for every open session quiet for the timeout; returns how many."""
+    def close_sessions(self, now_ms: int, timeout_ms: int, limit: int) -> int:
+        """Emit `session_end` for the (at most `limit`) open sessions quiet longest, in one
+        transaction; returns how many. Bounded, so a backlog of quiet sessions (a device's week
+        offline, sent at once) is closed in transactions of bounded memory and length, with
+        ingest commits between them."""
         quiet_since = now_ms - timeout_ms
         cursor = self.connection.execute(
             """SELECT * EXCLUDE (created_at, ended_at, last_received_at),
                       epoch_ms(created_at) AS created_at, epoch_ms(ended_at) AS ended_at
                FROM sessions
                WHERE NOT closed AND ended_at < epoch_ms(?::BIGINT) AND last_received_at < epoch_ms(?::BIGINT)
-               ORDER BY ended_at""",
-            [quiet_since, quiet_since],
+               ORDER BY ended_at LIMIT ?""",
+            [quiet_since, quiet_since, limit],
         )
         names = [d[0] for d in cursor.description or []]
         sessions = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -16,8 +16,10 @@ import msgspec
 import pytest
 from litestar.testing import TestClient
 
+from appliance import gateway as gateway_module
 from appliance.app import create_app
 from appliance.settings import load_settings
+from storage.store import Store
 from tests.app.conftest import AppClient
 from tests.helpers import AUTH, PHONE_UA, track, write_config
 
@@ -206,6 +208,31 @@ def test_server_event_borrows_its_profiles_live_session(site: Site) -> None:
     rows = {r[0]: r[1:] for r in site.rows("SELECT name, session_id, device_id, device, os FROM events")}
     assert rows["invoice_paid"] == rows["browse"]  # same session, device and enrichment
     assert rows["nightly_job"][0] == "" and rows["nightly_job"][2] == "server"
+
+
+def test_a_backlog_of_quiet_sessions_closes_in_bounded_transactions(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each closer transaction takes at most CLOSE_BATCH_SESSIONS sessions, the oldest first;
+    one run still closes the whole backlog, each session once."""
+    monkeypatch.setattr(gateway_module, "CLOSE_BATCH_SESSIONS", 4)
+    now = site.clock.now_ms
+    site.post([track("screen_view", __deviceId=f"offline-{n}", __timestamp=at(now - 3 * HOUR_MS - n * MINUTE_MS))
+               for n in range(10)])
+    site.clock.advance(31 * MINUTE_MS)  # quiet since they were received, too
+    transactions: list[int] = []
+    close = Store.close_sessions
+
+    def counted(store: Store, now_ms: int, timeout_ms: int, limit: int) -> int:
+        closed = close(store, now_ms, timeout_ms, limit)
+        transactions.append(closed)
+        return closed
+
+    monkeypatch.setattr(Store, "close_sessions", counted)
+    assert site.close_quiet_sessions() == 10
+    assert transactions == [4, 4, 2]
+    assert site.rows("SELECT count(*), count(DISTINCT session_id) FROM events WHERE name = 'session_end'") == [(10, 10)]
+    assert site.rows("SELECT bool_and(closed), count(*) FROM sessions") == [(True, 10)]
+    assert site.close_quiet_sessions() == 0
 
 
 def test_every_session_ends_once_with_duration_and_bounce(site: Site) -> None:
