@@ -11,7 +11,8 @@ exactly one path:
 - live: the device's active live session if one existed before this request (the current or the
   previous day's salt), else the bucket session; recorded as live activity after the commit.
 
-Each distinct address of a request is hashed and located once.
+Each distinct address of a request is hashed and located once, each distinct page and referrer
+parsed once (`RequestEnrichment`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from appliance import wire
-from appliance.enrich.event import enrich
+from appliance.enrich.event import RequestEnrichment
 from appliance.enrich.geo import GeoLocator, Location
 from appliance.enrich.referrer import ReferrerTable
 from appliance.enrich.useragent import Agent, AgentKind
@@ -69,13 +70,14 @@ def dispatch(context: RequestContext, events: list[ValidEvent]) -> Dispatched:
     """Turn a request's valid events into rows to store."""
     out = Dispatched()
     addresses = _Addresses(context)
+    enrichment = RequestEnrichment(context.agent, context.referrers)
     for event in events:
         ip = event.ip_override or context.client_ip
         device, session, live = _identity(context, addresses, event, ip)
         out.identity_by_index[event.index] = (device, session.session_id if session else "")
         match event.item:
             case wire.TrackItem():
-                row = _track_row(context, event, device, addresses.location(ip), session, live)
+                row = _track_row(context, enrichment, event, device, addresses.location(ip), session, live)
                 if live:
                     out.live_positions.append(len(out.write.events))
                 out.write.events.append(row)
@@ -157,11 +159,11 @@ class _Addresses:
         return where
 
 
-def _track_row(context: RequestContext, event: ValidEvent, device: str, where: Location,
-               session: _Session | None, live: bool) -> EventRow:
+def _track_row(context: RequestContext, enrichment: RequestEnrichment, event: ValidEvent, device: str,
+               where: Location, session: _Session | None, live: bool) -> EventRow:
     assert isinstance(event.item, wire.TrackItem)
     payload = event.item.payload
-    columns = enrich(event.properties, dict(event.flat_properties), context.agent, where, context.referrers)
+    columns = enrichment.columns(event.properties, dict(event.flat_properties), where)
     row = EventRow(
         id=event_id_text(context.project_id, event.insert_id),
         id_from_client=event.insert_id is not None,
