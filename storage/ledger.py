@@ -154,7 +154,10 @@ def finish_batch(store: Store, batch: Batch, refused: list[Refused], now_ms: int
             "UPDATE sync_batches SET status = 'done', done_at = epoch_ms(?::BIGINT) WHERE id = ?", [now_ms, batch.id])
         if batch.table == "sessions":
             connection.execute(
-                """INSERT OR REPLACE INTO sync_upstream_sessions
+                """DELETE FROM sync_upstream_sessions WHERE id IN (
+                     SELECT id FROM sync_snapshot_sessions WHERE batch_id = ? AND sign = 1)""", [batch.id])
+            connection.execute(
+                """INSERT INTO sync_upstream_sessions
                    SELECT * EXCLUDE (batch_id, seq) FROM sync_snapshot_sessions WHERE batch_id = ? AND sign = 1""",
                 [batch.id])
         if batch.table in SNAPSHOTTED:

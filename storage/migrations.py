@@ -82,4 +82,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "UPDATE sync_batches SET payload = NULL WHERE payload IS NOT NULL",
         "DROP TABLE sync_sent_sessions",
     ),
+    (
+        # `sessions` and `sync_upstream_sessions` without their primary key on `id`: DuckDB holds
+        # such an index in memory whole, and it grew with the store until commits failed at the
+        # memory limit. Tables made by a fresh install's earlier migrations already lack it (they
+        # are made from the same column lists); rebuilding them changes nothing there. Rows are
+        # copied in `seq` order, which commits rely on to skip old row groups.
+        _create_table("sessions_rebuilt", SESSION_COLUMNS),
+        "INSERT INTO sessions_rebuilt BY NAME SELECT * FROM sessions ORDER BY seq",
+        "DROP TABLE sessions",
+        "ALTER TABLE sessions_rebuilt RENAME TO sessions",
+        upstream_sessions_ddl("sync_upstream_sessions_rebuilt"),
+        "INSERT INTO sync_upstream_sessions_rebuilt BY NAME SELECT * FROM sync_upstream_sessions",
+        "DROP TABLE sync_upstream_sessions",
+        "ALTER TABLE sync_upstream_sessions_rebuilt RENAME TO sync_upstream_sessions",
+    ),
 )

@@ -85,7 +85,11 @@ PROFILE_GROUPS = Column("groups", "VARCHAR[] NOT NULL DEFAULT []", pa.list_(pa.s
 # event's time; `closed` says whether the session's `session_end` has been emitted.
 SESSION_COLUMNS: tuple[Column, ...] = (
     Column("seq", "BIGINT NOT NULL", pa.int64()),
-    Column("id", "VARCHAR NOT NULL PRIMARY KEY", pa.string()),
+    # No primary key: its index would be held in memory whole (~70 bytes per session), and would
+    # grow with the store until DuckDB's memory_limit failed every commit (bench/ingest.py --mix
+    # sparse, 2.3M sessions). The writer keeps ids unique: it looks every touched session up
+    # before it writes (`storage.store._MERGED_SESSIONS`) and replaces rows by rowid.
+    Column("id", "VARCHAR NOT NULL", pa.string()),
     Column("project_id", *_TEXT),
     Column("device_id", *_TEXT),
     Column("profile_id", *_TEXT),

@@ -149,10 +149,13 @@ def snapshot_insert(table: str) -> str:
     return f"INSERT INTO {snapshot_table(table)} {cancels} UNION ALL {new_rows}"
 
 
-def upstream_sessions_ddl() -> str:
-    """The session rows upstream holds now (sign 1): the next version cancels this one."""
+def upstream_sessions_ddl(name: str = "sync_upstream_sessions") -> str:
+    """The session rows upstream holds now (sign 1): the next version cancels this one.
+
+    One row per id, kept by `storage.ledger.finish_batch` (delete, then insert); no primary key,
+    whose index would be held in memory whole and grow with every session forwarded."""
     body = ", ".join(f"{c.name} {c.sql_type}" for c in COLUMNS["sessions"])
-    return f"CREATE TABLE sync_upstream_sessions ({body}, PRIMARY KEY (id))"
+    return f"CREATE TABLE {name} ({body})"
 
 
 def batch_select(table: str) -> str:

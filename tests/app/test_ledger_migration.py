@@ -17,6 +17,7 @@ import msgspec
 from storage import ledger
 from storage.database import migrate
 from storage.migrations import MIGRATIONS
+from storage.schema import SESSION_COLUMNS
 
 _T0 = 1_780_920_000_123  # epoch ms
 
@@ -65,3 +66,34 @@ def test_pending_json_batches_become_typed_snapshots(tmp_path: Path) -> None:
     assert reader.execute("SELECT id, version, event_count FROM sync_upstream_sessions").fetchall() == [("s1", 7, 3)]
     assert reader.execute("SELECT count(*) FROM sync_batches WHERE payload IS NOT NULL").fetchone() == (0,)
     assert ledger.pending_batch(reader, "sessions").token == "site-01:sessions:12-12"  # the same token again
+
+
+def test_sessions_lose_their_in_memory_key_and_keep_their_rows_in_seq_order(tmp_path: Path) -> None:
+    """Migration 5: `sessions` and `sync_upstream_sessions` as shipped before it (with a primary
+    key on `id`) are rebuilt without it, every row kept, sessions in `seq` order."""
+    connection = duckdb.connect(str(tmp_path / "keyed.duckdb"))
+    connection.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
+    for version, statements in enumerate(MIGRATIONS[:4], start=1):
+        for statement in statements:
+            connection.execute(statement)
+        connection.execute("INSERT INTO schema_migrations VALUES (?, now()::TIMESTAMP)", [version])
+    # As the earlier releases made them: the same columns, with the key.
+    connection.execute("DROP TABLE sessions")
+    connection.execute("CREATE TABLE sessions ({}, PRIMARY KEY (id))".format(
+        ", ".join(f"{c.name} {c.sql_type}" for c in SESSION_COLUMNS)))
+    connection.execute("ALTER TABLE sync_upstream_sessions ADD PRIMARY KEY (id)")
+    for seq, session_id in ((3, "s3"), (1, "s1"), (2, "s2")):
+        connection.execute("INSERT INTO sessions (seq, id, created_at, ended_at, is_live, last_received_at) "
+                           "VALUES (?, ?, now()::TIMESTAMP, now()::TIMESTAMP, false, now()::TIMESTAMP)",
+                           [seq, session_id])
+    connection.execute("INSERT INTO sync_upstream_sessions (id, version, sign) VALUES ('s1', 1, 1)")
+    assert connection.execute("SELECT count(*) FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' "
+                              "AND table_name IN ('sessions', 'sync_upstream_sessions')").fetchone() == (2,)
+
+    migrate(connection)
+
+    assert connection.execute("SELECT count(*) FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' "
+                              "AND table_name IN ('sessions', 'sync_upstream_sessions')").fetchone() == (0,)
+    assert connection.execute("SELECT seq, id FROM sessions").fetchall() == [(1, "s1"), (2, "s2"), (3, "s3")]
+    assert connection.execute("SELECT id, version FROM sync_upstream_sessions").fetchall() == [("s1", 1)]
+    assert connection.execute("SELECT max(version) FROM schema_migrations").fetchone() == (len(MIGRATIONS),)
