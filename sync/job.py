@@ -161,8 +161,9 @@ class SyncJob:
         upcoming = await self._next_batch(table, None) if budget != 0 else None
         while upcoming is not None:
             batch, rows = upcoming
-            more = (budget is None or sent + 1 < budget) and table not in SNAPSHOTTED
-            prefetch = asyncio.ensure_future(self._next_batch(table, batch)) if more else None
+            more = budget is None or sent + 1 < budget
+            prefetch = (asyncio.ensure_future(self._next_batch(table, batch))
+                        if more and table not in SNAPSHOTTED else None)
             try:
                 await self._send_batch(batch, rows, target, result)
             except BaseException:
@@ -178,10 +179,8 @@ class SyncJob:
                 progress(table, result.sent_rows.get(table, 0))
             if prefetch is not None:
                 upcoming = await prefetch
-            elif table in SNAPSHOTTED and (budget is None or sent < budget):
-                upcoming = await self._next_batch(table, batch)
             else:
-                upcoming = None
+                upcoming = await self._next_batch(table, batch) if more else None
         return sent
 
     async def _next_batch(self, table: str, after: Batch | None) -> tuple[Batch, pa.Table] | None:

@@ -33,13 +33,19 @@ def _session(version: int, sign: int, event_count: int) -> dict[str, object]:
             "groups": ["g1"], "properties": {"__gateway": "site-01"}, "sign": sign, "version": version}
 
 
-def test_pending_json_batches_become_typed_snapshots(tmp_path: Path) -> None:
-    connection = duckdb.connect(str(tmp_path / "old.duckdb"))
+def _migrated_to(path: Path, version: int) -> duckdb.DuckDBPyConnection:
+    """A store as a release with the first `version` migrations left it."""
+    connection = duckdb.connect(str(path))
     connection.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
-    for version, statements in enumerate(MIGRATIONS[:3], start=1):
+    for applied, statements in enumerate(MIGRATIONS[:version], start=1):
         for statement in statements:
             connection.execute(statement)
-        connection.execute("INSERT INTO schema_migrations VALUES (?, now()::TIMESTAMP)", [version])
+        connection.execute("INSERT INTO schema_migrations VALUES (?, now()::TIMESTAMP)", [applied])
+    return connection
+
+
+def test_pending_json_batches_become_typed_snapshots(tmp_path: Path) -> None:
+    connection = _migrated_to(tmp_path / "old.duckdb", 3)
     held, cancel, new = _session(7, 1, 3), _session(7, -1, 3), _session(12, 1, 4)
     profile = {"id": "u1", "is_external": True, "first_name": "Ada", "last_name": "", "email": "", "avatar": "",
                "properties": {"plan": "pro", "__gateway": "site-01"}, "project_id": "demo", "groups": [],
@@ -71,12 +77,7 @@ def test_pending_json_batches_become_typed_snapshots(tmp_path: Path) -> None:
 def test_sessions_lose_their_in_memory_key_and_keep_their_rows_in_seq_order(tmp_path: Path) -> None:
     """Migration 5: `sessions` and `sync_upstream_sessions` as shipped before it (with a primary
     key on `id`) are rebuilt without it, every row kept, sessions in `seq` order."""
-    connection = duckdb.connect(str(tmp_path / "keyed.duckdb"))
-    connection.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
-    for version, statements in enumerate(MIGRATIONS[:4], start=1):
-        for statement in statements:
-            connection.execute(statement)
-        connection.execute("INSERT INTO schema_migrations VALUES (?, now()::TIMESTAMP)", [version])
+    connection = _migrated_to(tmp_path / "keyed.duckdb", 4)
     # As the earlier releases made them: the same columns, with the key.
     connection.execute("DROP TABLE sessions")
     connection.execute("CREATE TABLE sessions ({}, PRIMARY KEY (id))".format(
