@@ -7,11 +7,14 @@ WAL stays fsynced on every commit, which is what makes a 2xx mean "on disk".
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from storage.migrations import MIGRATIONS
 
@@ -46,6 +49,19 @@ def memory_in_use(connection: duckdb.DuckDBPyConnection) -> int:
     `storage.memory_limit`: the share of the process's memory that grows with the store."""
     row = connection.execute("SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()").fetchone()
     return int(row[0]) if row else 0
+
+
+@contextlib.contextmanager
+def registered(connection: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> Iterator[None]:
+    """`table` readable as `name` by the statements inside the block."""
+    connection.register(name, table)
+    try:
+        yield
+    finally:
+        # After a failed statement the transaction is aborted and unregister fails too; its
+        # "Current transaction is aborted" must not replace the statement's own error.
+        with contextlib.suppress(duckdb.TransactionException):
+            connection.unregister(name)
 
 
 def migrate(connection: duckdb.DuckDBPyConnection) -> None:

@@ -97,4 +97,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "DROP TABLE sync_upstream_sessions",
         "ALTER TABLE sync_upstream_sessions_rebuilt RENAME TO sync_upstream_sessions",
     ),
+    (
+        # `profiles` without its primary key, for the same reason (~64 bytes per profile, and
+        # profiles are never dropped); the writer keeps (project_id, id) unique
+        # (`storage.profiles`). Rows are copied in `seq` order, as above.
+        _create_table("profiles_rebuilt", (*PROFILE_COLUMNS, PROFILE_GROUPS)),
+        "INSERT INTO profiles_rebuilt BY NAME SELECT * FROM profiles ORDER BY seq",
+        "DROP TABLE profiles",
+        "ALTER TABLE profiles_rebuilt RENAME TO profiles",
+    ),
 )

@@ -1,9 +1,17 @@
-"""Profile changes of one request, applied in item order (docs/contract.md §7); writer thread only.
+"""Profiles: the rows OpenPanel keeps per visitor, changed only by the writer (docs/contract.md §7).
 
-Input: `ProfileChange`s (identify, increment, decrement, assign_groups). Output: the changed
-profiles written with one `INSERT OR REPLACE`, and the changes refused on stored state (an
-increment of an unknown profile, or of a property that is not a number) as `validation`
-messages by item index. The affected profiles are read once, changed in memory, written once.
+Input: a request's `ProfileChange`s (identify, increment, decrement, assign_groups), applied in
+item order, and the profiles of new sessions (`upsert_session_profiles`). Output: the changed
+profiles rewritten (the stored row deleted by rowid, the new one appended with a new seq), and
+the changes refused on stored state (an increment of an unknown profile, or of a property that
+is not a number) as `validation` messages by item index.
+
+The table has no primary key: DuckDB holds such an index in memory whole (~64 bytes per
+profile, and profiles are never dropped), so a store of millions of visitors would fail its
+commits at `storage.memory_limit`, as the sessions table did. `StoredProfiles` keeps a filter
+over every profile written instead (4 bytes per write): a profile it has never seen is new
+without a read, and a stored one is looked for only among rows written since the filter's
+segment that holds it, so a commit's cost does not grow with the table.
 """
 
 from __future__ import annotations
@@ -12,13 +20,32 @@ from typing import Any, Protocol
 
 import duckdb
 import msgspec
+import numpy as np
 import pyarrow as pa
 
+from storage.database import registered
+from storage.recent_ids import RecentIds
 from storage.schema import PROFILE_ARROW_SCHEMA
 from storage.write_request import ProfileChange
 
 _ENCODE = msgspec.json.Encoder(order="sorted")
 _DECODE = msgspec.json.Decoder(dict[str, str])
+
+
+# How a profile is filed in `StoredProfiles` (DuckDB's hash of its key, in SQL and from the store alike).
+_KEY = "project_id, id"
+_KEY_HASH = f"hash({_KEY})"
+# The filter is rebuilt once it holds twice the ids the table had at its last build, or this many.
+_REBUILD_AFTER_IDS = 1 << 19
+# A seq no row has: the floor of a lookup whose ids were never written (reads no row group).
+_NO_ROW = 2**62
+_NAMES = ", ".join(PROFILE_ARROW_SCHEMA.names)
+# What OpenPanel's `createEvent` writes into a profile's properties on `session_start`.
+_SESSION_CONTEXT = ", ".join(
+    f"{{'k': '{name}', 'v': coalesce({name}::VARCHAR, '')}}"
+    for name in ("path", "country", "city", "region", "longitude", "latitude", "os", "os_version", "browser",
+                 "browser_version", "device", "brand", "model", "referrer", "referrer_name", "referrer_type")
+)
 
 
 class SequenceSource(Protocol):
@@ -27,8 +54,106 @@ class SequenceSource(Protocol):
     def take(self, table: str, count: int) -> int: ...
 
 
+class StoredProfiles:
+    """Which profiles the store holds, and the seq from which each one's row is to be looked for.
+
+    Every write files its ids (before its transaction commits: an id filed for nothing only
+    costs a lookup). Rewrites file an id again, so the filter is rebuilt from the table when it
+    holds twice the ids the table had at its last build (`rebuild_if_due`, between commits).
+    """
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+        self._ids = RecentIds(None)
+        self._rows_at_build = 0
+        self.rebuild(connection)
+
+    def rebuild(self, connection: duckdb.DuckDBPyConnection) -> None:
+        self._ids = RecentIds.from_store(connection, None, 0, table="profiles", written_at="updated_at", key=_KEY)
+        self._rows_at_build = self._ids.count
+
+    def rebuild_if_due(self, connection: duckdb.DuckDBPyConnection) -> None:
+        if self._ids.count > max(2 * self._rows_at_build, _REBUILD_AFTER_IDS):
+            self.rebuild(connection)
+
+    @property
+    def memory_bytes(self) -> int:
+        return self._ids.memory_bytes
+
+    def find(self, connection: duckdb.DuckDBPyConnection, wanted: pa.Table) -> pa.Table:
+        """The stored rows of the `wanted` (project_id, id) keys, each with its `stored_rowid`."""
+        with registered(connection, "wanted_profiles", wanted):
+            hashes = _key_hashes(connection, "wanted_profiles")
+            floors = self._ids.newest_first_seq(hashes, 0)
+            maybe = floors >= 0
+            since = int(floors[maybe].min()) if maybe.any() else _NO_ROW
+            found = _stored_rows(connection, since)
+            if since not in (0, _NO_ROW) and not np.isin(hashes[maybe], found.column("key_hash").to_numpy()).all():
+                # A false "maybe" may have named a segment newer than the row: look everywhere.
+                found = _stored_rows(connection, 0)
+        return found
+
+    def file(self, hashes: np.ndarray, first_seq: int) -> None:
+        """Note profiles being written (with seqs of at least `first_seq`)."""
+        self._ids.add(hashes, 0, first_seq)
+
+
+def _key_hashes(connection: duckdb.DuckDBPyConnection, table: str) -> np.ndarray:
+    hashes: np.ndarray = connection.sql(f"SELECT {_KEY_HASH} FROM {table}").to_arrow_table().column(0).to_numpy()  # noqa: S608
+    return hashes
+
+
+def _stored_rows(connection: duckdb.DuckDBPyConnection, since: int) -> pa.Table:
+    # Rewritten rows are appended with a new seq, so a floor lets DuckDB skip older row groups.
+    found = connection.sql(
+        f"""SELECT p.rowid AS stored_rowid, hash(p.project_id, p.id) AS key_hash, p.* FROM profiles p
+            JOIN wanted_profiles w ON p.project_id = w.project_id AND p.id = w.id
+            WHERE p.seq >= {since}::BIGINT""").to_arrow_table()  # noqa: S608 - an int
+    return found
+
+
+def upsert_session_profiles(connection: duckdb.DuckDBPyConnection, sequences: SequenceSource,
+                            stored: StoredProfiles, first_seq: int, last_seq: int) -> None:
+    """The profile of each new session among events `first_seq`..`last_seq`, as OpenPanel
+    upserts it on `session_start`.
+
+    An anonymous visitor's profile (its id is the device id) is created with
+    `is_external = false`; the event's page, place, agent and referrer are merged into the
+    profile's properties, and `last_seen_at` (local `updated_at`) is when the gateway received
+    it. A stored profile keeps its other fields.
+    """
+    incoming = connection.sql(f"""
+        SELECT project_id, profile_id AS id, profile_id <> device_id AS is_external, created_at,
+               received_at AS updated_at,
+               to_json(map_from_entries(list_filter([{_SESSION_CONTEXT}], lambda p: p.v <> '')))::VARCHAR
+                   AS properties
+        FROM events
+        WHERE seq BETWEEN ? AND ? AND name = 'session_start' AND profile_id <> ''
+        QUALIFY row_number() OVER (PARTITION BY project_id, profile_id ORDER BY created_at DESC) = 1""",  # noqa: S608
+        params=[first_seq, last_seq]).to_arrow_table()
+    if not len(incoming):
+        return
+    found = stored.find(connection, incoming.select(["project_id", "id"]))
+    profile_seq = sequences.take("profiles", len(incoming))
+    with registered(connection, "session_profiles", incoming), registered(connection, "stored_profiles", found):
+        merged = connection.sql("""
+            SELECT s.stored_rowid, ?::BIGINT + row_number() OVER () - 1 AS seq, i.project_id, i.id,
+                   coalesce(s.first_name, '') AS first_name, coalesce(s.last_name, '') AS last_name,
+                   coalesce(s.email, '') AS email, coalesce(s.avatar, '') AS avatar,
+                   CASE WHEN s.stored_rowid IS NULL THEN i.properties
+                        ELSE json_merge_patch(s.properties, i.properties)::VARCHAR END AS properties,
+                   coalesce(s.is_external, i.is_external) AS is_external,
+                   coalesce(s.created_at, i.created_at) AS created_at,
+                   CASE WHEN s.stored_rowid IS NULL THEN i.updated_at
+                        ELSE greatest(s.updated_at, i.updated_at) END AS updated_at,
+                   coalesce(s.groups, []::VARCHAR[]) AS groups
+            FROM session_profiles i LEFT JOIN stored_profiles s ON s.project_id = i.project_id AND s.id = i.id""",
+            params=[profile_seq]).to_arrow_table()
+    _replace(connection, stored, merged, profile_seq)
+
+
 def apply_profile_changes(
-    connection: duckdb.DuckDBPyConnection, sequences: SequenceSource, changes: list[ProfileChange]
+    connection: duckdb.DuckDBPyConnection, sequences: SequenceSource, stored: StoredProfiles,
+    changes: list[ProfileChange],
 ) -> dict[int, str]:
     """Apply changes in order; returns the refused ones (item index → message).
 
@@ -36,7 +161,7 @@ def apply_profile_changes(
     `upsertProfile` sets it to the time of the write; it is also the version of the upstream
     ReplacingMergeTree, so it must advance with every write whatever the events' own times.
     """
-    profiles = _load(connection, {(c.project_id, c.id) for c in changes})
+    profiles = _load(connection, stored, {(c.project_id, c.id) for c in changes})
     touched: set[tuple[str, str]] = set()
     refused: dict[int, str] = {}
     for change in changes:
@@ -47,7 +172,7 @@ def apply_profile_changes(
         else:
             refused[change.index] = problem
     if touched:
-        _write(connection, sequences, [(key, profiles[key]) for key in touched])
+        _write(connection, sequences, stored, [(key, profiles[key]) for key in touched])
     return refused
 
 
@@ -82,26 +207,25 @@ def _apply(profiles: dict[tuple[str, str], dict[str, Any]], key: tuple[str, str]
     return None
 
 
-def _load(connection: duckdb.DuckDBPyConnection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+def _load(connection: duckdb.DuckDBPyConnection, stored: StoredProfiles,
+          keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
     wanted = pa.table({"project_id": [k[0] for k in keys], "id": [k[1] for k in keys]})
-    connection.register("wanted_profiles", wanted)
-    try:
-        rows = connection.execute(
-            """SELECT p.project_id, p.id, first_name, last_name, email, avatar, properties, groups,
-                      epoch_ms(created_at), epoch_ms(updated_at), is_external
-               FROM profiles p JOIN wanted_profiles w USING (project_id, id)"""
-        ).fetchall()
-    finally:
-        connection.unregister("wanted_profiles")
+    found = stored.find(connection, wanted)
     return {
-        (r[0], r[1]): {"first_name": r[2], "last_name": r[3], "email": r[4], "avatar": r[5],
-                       "properties": _DECODE.decode(r[6]), "groups": list(r[7]), "created_at": r[8],
-                       "updated_at": r[9], "is_external": r[10]}
-        for r in rows
+        (r["project_id"], r["id"]): {
+            "stored_rowid": r["stored_rowid"], "first_name": r["first_name"], "last_name": r["last_name"],
+            "email": r["email"], "avatar": r["avatar"], "properties": _DECODE.decode(r["properties"]),
+            "groups": list(r["groups"]), "created_at": _epoch_ms(r["created_at"]),
+            "updated_at": _epoch_ms(r["updated_at"]), "is_external": r["is_external"]}
+        for r in found.to_pylist()
     }
 
 
-def _write(connection: duckdb.DuckDBPyConnection, sequences: SequenceSource,
+def _epoch_ms(value: Any) -> int:
+    return int(pa.scalar(value, pa.timestamp("ms")).value)
+
+
+def _write(connection: duckdb.DuckDBPyConnection, sequences: SequenceSource, stored: StoredProfiles,
            profiles: list[tuple[tuple[str, str], dict[str, Any]]]) -> None:
     first_seq = sequences.take("profiles", len(profiles))
     records = [
@@ -111,10 +235,19 @@ def _write(connection: duckdb.DuckDBPyConnection, sequences: SequenceSource,
          "created_at": p["created_at"], "updated_at": p["updated_at"], "groups": p["groups"]}
         for n, (key, p) in enumerate(profiles)
     ]
-    names = ", ".join(PROFILE_ARROW_SCHEMA.names)
-    connection.register("incoming_profiles", pa.Table.from_pylist(records, schema=PROFILE_ARROW_SCHEMA))
-    try:
+    rows = pa.Table.from_pylist(records, schema=PROFILE_ARROW_SCHEMA).append_column(
+        "stored_rowid", pa.array([p.get("stored_rowid") for _, p in profiles], pa.int64()))
+    _replace(connection, stored, rows, first_seq)
+
+
+def _replace(connection: duckdb.DuckDBPyConnection, stored: StoredProfiles, rows: pa.Table, first_seq: int) -> None:
+    """Write profile rows: the stored rows they replace (`stored_rowid`) are deleted first."""
+    replaced = rows.column("stored_rowid").drop_null()
+    if len(replaced):
+        with registered(connection, "replaced_profiles", pa.table({"rowid": replaced})):
+            connection.execute("DELETE FROM profiles WHERE rowid IN (SELECT rowid FROM replaced_profiles)")
+    with registered(connection, "written_profiles", rows):
         # Column names come from storage.schema, never from a request.
-        connection.execute(f"INSERT OR REPLACE INTO profiles ({names}) SELECT {names} FROM incoming_profiles")  # noqa: S608
-    finally:
-        connection.unregister("incoming_profiles")
+        connection.execute(f"INSERT INTO profiles ({_NAMES}) SELECT {_NAMES} FROM written_profiles")  # noqa: S608
+        hashes = _key_hashes(connection, "written_profiles")
+    stored.file(hashes, first_seq)

@@ -18,8 +18,13 @@ added by a commit that then fails only costs a lookup). Ids are filed in segment
 they arrived; a segment is dropped once all of its ids are older than the window. Each id costs
 4 bytes (32 bits, 12 probes: about one false "maybe" per million ids per segment).
 
-DuckDB's `hash()` of the UUID gives each id its 64 bits, both when the filters are built from
-the store and for each commit's candidates, so the two always agree.
+Profiles (`storage.profiles`): profiles are never dropped, so their filter has no window and
+holds every profile id written; the writer rebuilds it from the store when rewrites have made it
+twice the profiles' number (`StoredProfiles`).
+
+DuckDB's `hash()` of the key (the UUID; a profile's project and id) gives each id its 64 bits,
+both when the filters are built from the store and for each commit's candidates, so the two
+always agree.
 """
 
 from __future__ import annotations
@@ -116,43 +121,53 @@ class _Segment:
 
 
 class RecentIds:
-    """Bloom filters over the ids of one table's rows written inside a window of time."""
+    """Bloom filters over the ids of one table's rows written inside a window of time (or ever,
+    without a window)."""
 
-    def __init__(self, window_ms: int) -> None:
+    def __init__(self, window_ms: int | None) -> None:
         self.window_ms = window_ms
         self._segments: list[_Segment] = []
         self._next_segment_ids = _MIN_SEGMENT_IDS
 
     @classmethod
-    def from_store(cls, connection: duckdb.DuckDBPyConnection, window_ms: int, now_ms: int,
-                   table: str = "events", written_at: str = "received_at") -> RecentIds:
+    def from_store(cls, connection: duckdb.DuckDBPyConnection, window_ms: int | None, now_ms: int,
+                   table: str = "events", written_at: str = "received_at", key: str = "id") -> RecentIds:
         """The filters of every row of `table` whose `written_at` is inside the window before `now_ms`
         (or before the newest row's, if that is earlier: rows written with a clock that has
-        since moved on must not be missed)."""
+        since moved on must not be missed); of every row without a window. A row is filed by
+        the `hash()` of `key` (its SQL arguments)."""
         started = time.monotonic()
         recent = cls(window_ms)
-        [(newest,)] = connection.execute(f"SELECT epoch_ms(max({written_at})) FROM {table}").fetchall()  # noqa: S608
-        oldest = min(now_ms, newest if newest is not None else now_ms) - window_ms
-        [(total,)] = connection.execute(
-            f"SELECT count(*) FROM {table} WHERE {written_at} >= epoch_ms(?::BIGINT)", [oldest]).fetchall()  # noqa: S608
+        oldest = -1  # no window: every row (the filter compares this as epoch ms)
+        if window_ms is not None:
+            [(newest,)] = connection.execute(f"SELECT epoch_ms(max({written_at})) FROM {table}").fetchall()  # noqa: S608
+            oldest = min(now_ms, newest if newest is not None else now_ms) - window_ms
+        inside = f"WHERE {written_at} >= epoch_ms({oldest}::BIGINT)" if window_ms is not None else ""
+        [(total,)] = connection.execute(f"SELECT count(*) FROM {table} {inside}").fetchall()  # noqa: S608
         recent._next_segment_ids = _segment_size(total)
         # Rows are stored in the order they were written (rewritten rows are appended), so the
         # segments file ids by time; each segment's bounds come from its rows whatever the order.
         reader = connection.sql(
-            f"""SELECT hash(id) AS id_hash, epoch_ms({written_at}) AS written_ms, seq FROM {table}
-                WHERE {written_at} >= epoch_ms(?::BIGINT)""",  # noqa: S608 - fixed names
-            params=[oldest]).to_arrow_reader(_BUILD_CHUNK * 8)
+            f"""SELECT hash({key}) AS id_hash, epoch_ms({written_at}) AS written_ms, seq
+                FROM {table} {inside}""",  # noqa: S608 - fixed names
+        ).to_arrow_reader(_BUILD_CHUNK * 8)
         for batch in reader:
             written, seqs = batch.column(1).to_numpy(), batch.column(2).to_numpy()
             recent.add(batch.column(0).to_numpy(), int(written.max()), int(seqs.min()))
         if total:
-            log.info("%s filter: %d ids of the last %d hours in %.1fs (%d MiB)", table, total,
-                     window_ms // 3_600_000, time.monotonic() - started, recent.memory_bytes >> 20)
+            held = f"of the last {window_ms // 3_600_000} hours" if window_ms is not None else "(all)"
+            log.info("%s filter: %d ids %s in %.1fs (%d MiB)", table, total, held,
+                     time.monotonic() - started, recent.memory_bytes >> 20)
         return recent
 
     @property
     def memory_bytes(self) -> int:
         return sum(segment.bits.nbytes for segment in self._segments)
+
+    @property
+    def count(self) -> int:
+        """Ids filed (an id written twice counts twice)."""
+        return sum(segment.count for segment in self._segments)
 
     def may_hold(self, hashes: np.ndarray, now_ms: int) -> np.ndarray:
         """For each id hash, whether the store may hold it (False: certainly not in the window)."""
@@ -164,7 +179,8 @@ class RecentIds:
         the first seq of the newest segment that may hold it; -1 if none may (never written
         inside the window). A false "maybe" can name a segment newer than the row's, so a row
         not found from that seq on must be looked for again without it."""
-        self._forget_older_than(now_ms - self.window_ms)
+        if self.window_ms is not None:
+            self._forget_older_than(now_ms - self.window_ms)
         floors = np.full(len(hashes), -1, np.int64)
         for segment in reversed(self._segments):
             open_ids = floors < 0
@@ -186,7 +202,7 @@ class RecentIds:
     def _writable_segment(self) -> _Segment:
         if not self._segments or self._segments[-1].count >= self._segments[-1].capacity:
             self._segments.append(_Segment.empty(self._next_segment_ids))
-            self._next_segment_ids = _segment_size(sum(segment.count for segment in self._segments))
+            self._next_segment_ids = _segment_size(self.count)
         return self._segments[-1]
 
     def _forget_older_than(self, oldest_ms: int) -> None:

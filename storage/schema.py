@@ -64,6 +64,8 @@ EVENT_COLUMNS: tuple[Column, ...] = (
     Column("received_at", "TIMESTAMP NOT NULL", pa.timestamp("ms")),
 )
 
+# One row per (project_id, id), without a primary key since migration 6: the writer keeps the
+# pair unique (`storage.profiles.StoredProfiles`), as it does for sessions.
 PROFILE_COLUMNS: tuple[Column, ...] = (
     Column("seq", "BIGINT NOT NULL", pa.int64()),
     Column("project_id", "VARCHAR NOT NULL", pa.string()),

@@ -15,7 +15,6 @@ import datetime as dt
 import logging
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,9 +25,9 @@ import pyarrow as pa
 import pyarrow.compute
 
 from storage.backup import copy_database
-from storage.database import salts_for
+from storage.database import registered, salts_for
 from storage.locks import SessionStartLocks
-from storage.profiles import apply_profile_changes
+from storage.profiles import StoredProfiles, apply_profile_changes, upsert_session_profiles
 from storage.recent_ids import RecentIds
 from storage.schema import (
     EVENT_ARROW_SCHEMA,
@@ -78,7 +77,7 @@ _SESSION_MERGE: dict[str, str] = {
 }
 # Each touched session as it is after this commit: the aggregate as it came for a new session,
 # merged with the stored row for the others (whose `rowid` says which row it replaces).
-_MERGED_SESSIONS = "SELECT sessions.rowid AS stored_rowid, " + ", ".join(  # noqa: S608 - constant column names
+_MERGED_SESSIONS = "SELECT sessions.rowid AS stored_rowid, hash(excluded.id) AS id_hash, " + ", ".join(  # noqa: S608 - constant column names
     "excluded.id AS id" if c.name == "id" else
     f"CASE WHEN sessions.id IS NULL THEN excluded.{c.name} ELSE {_SESSION_MERGE.get(c.name, 'sessions.' + c.name)} "
     f"END AS {c.name}"
@@ -89,12 +88,6 @@ _MERGED_SESSIONS = "SELECT sessions.rowid AS stored_rowid, " + ", ".join(  # noq
 
 _REFERRER_COLUMNS = ("referrer", "referrer_name", "referrer_type")
 _INHERITED_REFERRER = ", ".join(f"coalesce(nullif(s.{c}, ''), e.{c}) AS {c}" for c in _REFERRER_COLUMNS)
-# What OpenPanel's `createEvent` writes into a profile's properties on `session_start`.
-_PROFILE_CONTEXT = ", ".join(
-    f"{{'k': '{name}', 'v': coalesce({name}::VARCHAR, '')}}"
-    for name in ("path", "country", "city", "region", "longitude", "latitude", "os", "os_version", "browser",
-                 "browser_version", "device", "brand", "model", "referrer", "referrer_name", "referrer_type")
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +142,7 @@ class Store:
         # received before their time and clocks that were corrected).
         self.recent_sessions = RecentIds.from_store(connection, duplicate_window_ms + _DAY_MS, now_ms,
                                                     table="sessions", written_at="last_received_at")
+        self.stored_profiles = StoredProfiles(connection)
 
     # ---- one group commit --------------------------------------------------------------------
 
@@ -162,7 +156,8 @@ class Store:
             written_sessions = self._store_events_and_sessions(new_rows, claimed)
             for request, result in zip(requests, results, strict=True):
                 if request.profile_changes:
-                    result.rejected = apply_profile_changes(self.connection, self.sequences, request.profile_changes)
+                    result.rejected = apply_profile_changes(self.connection, self.sequences, self.stored_profiles,
+                                                            request.profile_changes)
             self._upsert_groups([g for r in requests for g in r.groups])
             self._insert_replays([c for r in requests for c in r.replays])
             # Filed before the commit: should it fail, an id filed for nothing only costs a
@@ -180,6 +175,7 @@ class Store:
             for project_id, session_id in claimed:
                 self.locks.release(project_id, session_id)
             raise
+        self.stored_profiles.rebuild_if_due(self.connection)
         return results
 
     def _drop_duplicates(
@@ -250,7 +246,8 @@ class Store:
         session_referrers = merged.select(["id", *_REFERRER_COLUMNS])
         first_seq = self._insert_events(rows, session_referrers)
         if starts:
-            self._upsert_session_profiles(first_seq, first_seq + len(rows) - 1, starts)
+            upsert_session_profiles(self.connection, self.sequences, self.stored_profiles,
+                                    first_seq, first_seq + len(rows) - 1)
         return written
 
     def _insert_events(self, rows: list[EventRow], session_referrers: pa.Table | None = None) -> int:
@@ -275,30 +272,6 @@ class Store:
                 FROM incoming_events e LEFT JOIN session_referrers s ON s.id = e.session_id""")  # noqa: S608
         return first_seq
 
-    def _upsert_session_profiles(self, first_seq: int, last_seq: int, starts: int) -> None:
-        """The profile of each new session, as OpenPanel upserts it on `session_start`.
-
-        An anonymous visitor's profile (its id is the device id) is created with
-        `is_external = false`; the event's page, place, agent and referrer are merged into the
-        profile's properties, and `last_seen_at` (local `updated_at`) is when the gateway received it.
-        """
-        profile_seq = self.sequences.take("profiles", starts)
-        self.connection.execute(f"""
-            INSERT INTO profiles (seq, project_id, id, properties, is_external, created_at, updated_at)
-            SELECT ?::BIGINT + row_number() OVER () - 1, project_id, profile_id, properties,
-                   profile_id <> device_id, created_at, received_at
-            FROM (SELECT project_id, profile_id, device_id, created_at, received_at,
-                         to_json(map_from_entries(list_filter([{_PROFILE_CONTEXT}], lambda p: p.v <> '')))::VARCHAR
-                             AS properties
-                  FROM events
-                  WHERE seq BETWEEN ? AND ? AND name = 'session_start' AND profile_id <> ''
-                  QUALIFY row_number() OVER (PARTITION BY project_id, profile_id ORDER BY created_at DESC) = 1)
-            ON CONFLICT (project_id, id) DO UPDATE SET
-                seq = excluded.seq,
-                properties = json_merge_patch(profiles.properties, excluded.properties)::VARCHAR,
-                updated_at = greatest(profiles.updated_at, excluded.updated_at)""",  # noqa: S608 - constants
-            [profile_seq, first_seq, last_seq])
-
     def _merge_sessions(self, deltas: list[dict[str, Any]], now_ms: int) -> _WrittenSessions:
         """The touched sessions as they are after this commit (`_MERGED_SESSIONS`), with new seqs.
 
@@ -314,7 +287,9 @@ class Store:
             maybe_stored = floors >= 0
             since = int(floors[maybe_stored].min()) if maybe_stored.any() else first_seq
             merged = self.connection.sql(_MERGED_SESSIONS, params=[since]).to_arrow_table()
-            if since > 0 and (maybe_stored & ~_stored(merged)).any():
+            # By hash, not by position: the join's output order is not its input's.
+            found = merged.column("id_hash").to_numpy()[_stored(merged)]
+            if since > 0 and not np.isin(hashes[maybe_stored], found).all():
                 # A false "maybe" may have named a segment newer than the row: look everywhere.
                 merged = self.connection.sql(_MERGED_SESSIONS, params=[0]).to_arrow_table()
         return _WrittenSessions(merged, _stored(merged), hashes, first_seq)
@@ -455,14 +430,6 @@ class Store:
         with self._registered(name, table):
             return self.connection.execute(sql, params).fetchall()
 
-    @contextlib.contextmanager
-    def _registered(self, name: str, table: pa.Table) -> Iterator[None]:
+    def _registered(self, name: str, table: pa.Table) -> contextlib.AbstractContextManager[None]:
         """`table` readable as `name` by the statements inside the block."""
-        self.connection.register(name, table)
-        try:
-            yield
-        finally:
-            # After a failed statement the transaction is aborted and unregister fails too; its
-            # "Current transaction is aborted" must not replace the statement's own error.
-            with contextlib.suppress(duckdb.TransactionException):
-                self.connection.unregister(name)
+        return registered(self.connection, name, table)

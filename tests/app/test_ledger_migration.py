@@ -98,3 +98,27 @@ def test_sessions_lose_their_in_memory_key_and_keep_their_rows_in_seq_order(tmp_
     assert connection.execute("SELECT seq, id FROM sessions").fetchall() == [(1, "s1"), (2, "s2"), (3, "s3")]
     assert connection.execute("SELECT id, version FROM sync_upstream_sessions").fetchall() == [("s1", 1)]
     assert connection.execute("SELECT max(version) FROM schema_migrations").fetchone() == (len(MIGRATIONS),)
+
+
+def test_profiles_lose_their_in_memory_key_and_keep_their_rows_in_seq_order(tmp_path: Path) -> None:
+    """Migration 6: `profiles` as every earlier release made it (keyed on project and id) is
+    rebuilt without the key, every column of every row kept, in `seq` order."""
+    connection = _migrated_to(tmp_path / "keyed.duckdb", 5)
+    for seq, profile_id in ((3, "u3"), (1, "u1"), (2, "u2")):
+        connection.execute(
+            "INSERT INTO profiles (seq, project_id, id, first_name, properties, is_external, created_at, updated_at, "
+            "groups) VALUES (?, 'demo', ?, 'Ada', '{\"plan\":\"pro\"}', false, epoch_ms(?::BIGINT), "
+            "epoch_ms(?::BIGINT), ['g1'])", [seq, profile_id, _T0, _T0 + seq])
+    assert connection.execute("SELECT count(*) FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' "
+                              "AND table_name = 'profiles'").fetchone() == (1,)
+
+    migrate(connection)
+
+    assert connection.execute("SELECT count(*) FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' "
+                              "AND table_name = 'profiles'").fetchone() == (0,)
+    assert connection.execute(
+        "SELECT seq, id, first_name, properties, is_external, epoch_ms(updated_at) - epoch_ms(created_at), groups "
+        "FROM profiles").fetchall() == [(1, "u1", "Ada", '{"plan":"pro"}', False, 1, ["g1"]),
+                                        (2, "u2", "Ada", '{"plan":"pro"}', False, 2, ["g1"]),
+                                        (3, "u3", "Ada", '{"plan":"pro"}', False, 3, ["g1"])]
+    assert connection.execute("SELECT max(version) FROM schema_migrations").fetchone() == (len(MIGRATIONS),)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from storage.write_request import EventRow, WriteRequest
@@ -182,3 +183,82 @@ def test_sessions_written_long_ago_are_found_through_older_filter_segments(
     assert {s: sessions[s] for s in ("s0", "s1", "s2", "s21", "s39", "new")} == {
         "s0": (2, 1), "s1": (2, 1), "s2": (2, 1), "s21": (2, 1), "s39": (2, 1), "new": (1, 1)}
     assert all(sessions[f"s{n}"] == (1, 1) for n in range(3, 39) if n != 21)
+
+
+def _profile_change(kind: str, profile_id: str, index: int = 0, **fields: object) -> object:
+    from storage.write_request import ProfileChange
+
+    return ProfileChange(index=index, kind=kind, project_id="p", id=profile_id, seen_at=NOW_MS,  # type: ignore[arg-type]
+                         received_at=NOW_MS, **fields)  # type: ignore[arg-type]
+
+
+def _profiles(writer: StorageWriter) -> list[tuple[str, str, str]]:
+    reader = writer.reader()
+    try:
+        return [(r[0], r[1], r[2]) for r in reader.execute(
+            "SELECT id, first_name, properties FROM profiles ORDER BY id").fetchall()]
+    finally:
+        reader.close()
+
+
+def test_profiles_stay_one_row_each_through_rewrites_filter_rebuilds_and_restarts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Profiles have no key in the table: the writer finds a stored profile through its filter
+    (segments, a false "maybe" of a newer segment, a rebuild, a restart) and rewrites it; a
+    profile is never written twice, and increments read its latest value."""
+    import numpy as np
+
+    import storage.profiles
+    import storage.recent_ids
+    from storage.store import Store
+
+    monkeypatch.setattr(storage.recent_ids, "_MIN_SEGMENT_IDS", 8)  # a segment per few commits
+    monkeypatch.setattr(storage.profiles, "_REBUILD_AFTER_IDS", 16)  # rebuilt every few commits
+    path, cache = str(tmp_path / "g.duckdb"), str(tmp_path / "cache")
+    rebuilds: list[int] = []
+    rebuild = storage.profiles.StoredProfiles.rebuild
+    monkeypatch.setattr(storage.profiles.StoredProfiles, "rebuild",
+                        lambda self, connection: (rebuilds.append(1), rebuild(self, connection))[1])
+
+    def write(*changes: object, events: tuple[EventRow, ...] = ()) -> dict[int, str]:
+        indexed = [msgspec.structs.replace(c, index=n) for n, c in enumerate(changes)]  # type: ignore[type-var]
+        return asyncio.run(writer.write(WriteRequest(profile_changes=indexed, events=list(events)))).rejected
+
+    writer = StorageWriter(path, cache_dir=cache, duplicate_window_ms=10**9)
+    writer.start()
+    try:
+        for batch in range(10):
+            assert write(*(_profile_change("identify", f"u{batch * 3 + n}", first_name="A") for n in range(3)),
+                         _profile_change("increment", "u0", property="visits", amount=1)) == {}
+        # A new session of device d7 creates its anonymous profile; a later one merges into it.
+        write(events=(_view(700, "s7"),))
+        later = _view(701, "s8")
+        later.path, later.created_at = "/shop", NOW_MS + 1
+        write(events=(later,))
+
+        def false_maybe(store: Store) -> None:
+            # The newest segment claims "u1", as a false positive would: its rows start too late.
+            [(key_hash,)] = store.connection.sql("SELECT hash('p', 'u1')").fetchall()
+            store.stored_profiles.file(np.array([key_hash], np.uint64), 10**9)
+
+        asyncio.run(writer.call(false_maybe))
+        assert write(_profile_change("increment", "u1", property="visits", amount=5)) == {}
+    finally:
+        writer.stop()
+    assert rebuilds and len(rebuilds) > 1  # at open, and at least once between commits
+    writer = StorageWriter(path, cache_dir=cache, duplicate_window_ms=10**9)
+    writer.start()
+    try:
+        assert write(_profile_change("increment", "u0", property="visits", amount=1),
+                     _profile_change("identify", "u29", first_name="B"),
+                     _profile_change("increment", "nobody", property="visits", amount=1)) == {
+            2: "payload.profileId: no profile 'nobody'; identify it first"}
+        profiles = _profiles(writer)
+    finally:
+        writer.stop()
+    assert [p[0] for p in profiles] == sorted(["d", *(f"u{n}" for n in range(30))])  # one row each
+    by_id = {p[0]: p for p in profiles}
+    assert by_id["u0"][2] == '{"visits":"11"}' and by_id["u1"][2] == '{"visits":"5"}'
+    assert by_id["u29"][1] == "B" and by_id["u28"][1] == "A"
+    assert by_id["d"][2].startswith('{"path":"/shop"')  # the second session's page merged in
