@@ -75,7 +75,7 @@ class StorageSettings(_Section, frozen=True):
     # DuckDB's memory, mostly its cache of the store's blocks, which fills up to this as the store
     # grows (bench/soak.py: +245 MB in 12 min at 1GB); beyond it DuckDB reads from disk or spills.
     # Sized for a 1 GB box: the process peaks at ~450-600 MB (README, "Sizing").
-    memory_limit: Annotated[str, msgspec.Meta(pattern=r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")] = "256MB"
+    memory_limit: Annotated[str, msgspec.Meta(pattern=r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")] = "64MB"
 
 
 class LimitSettings(_Section, frozen=True):

@@ -27,7 +27,7 @@ _AUTOMATIC_CHECKPOINT_THRESHOLD = "1GB"
 _ALLOCATOR_FLUSH_THRESHOLD = "8MB"
 
 
-def open_database(path: str, memory_limit: str = "256MB") -> duckdb.DuckDBPyConnection:
+def open_database(path: str, memory_limit: str = "64MB") -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) and migrate the gateway's DuckDB file."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     # DuckDB's default is 80% of RAM for its cache; a site box runs other things too.

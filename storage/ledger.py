@@ -23,12 +23,15 @@ from typing import Any
 
 import duckdb
 import msgspec
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from storage.store import Store
 from storage.upstream_rows import (
     SNAPSHOTTED,
     TABLE_ORDER,
+    batch_order,
     batch_parameters,
     batch_select,
     snapshot_insert,
@@ -89,7 +92,11 @@ def next_range(reader: duckdb.DuckDBPyConnection, table: str, batch_rows: int) -
 def read_batch(reader: duckdb.DuckDBPyConnection, batch: Batch) -> pa.Table:
     """The batch's canonical upstream rows as Arrow, with the local `seq` first."""
     parameters = batch_parameters(batch.table, batch_id=batch.id, first=batch.first_seq, last=batch.last_seq)
-    return reader.sql(batch_select(batch.table), params=parameters).to_arrow_table()
+    rows = reader.sql(batch_select(batch.table), params=parameters).to_arrow_table()
+    order = pc.sort_indices(rows, sort_keys=batch_order(batch.table))
+    if np.array_equal(order.to_numpy(), np.arange(len(order))):
+        return rows  # already in order (the usual case): no copy
+    return rows.take(order)
 
 
 def backlog(reader: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:

@@ -81,7 +81,7 @@ _STOP = object()
 class StorageWriter:
     """Owns the DuckDB file for the life of the process."""
 
-    def __init__(self, path: str, *, cache_dir: str, duplicate_window_ms: int, memory_limit: str = "256MB") -> None:
+    def __init__(self, path: str, *, cache_dir: str, duplicate_window_ms: int, memory_limit: str = "64MB") -> None:
         self.path = path
         self._memory_limit = memory_limit
         self._cache_dir = cache_dir
