@@ -1,19 +1,27 @@
-"""Session rows and session events, computed from stored event rows (docs/contract.md §7).
+"""Session rows and session events, computed from the event rows of one commit (docs/contract.md §7).
 
-Input: the event rows a transaction stores, or the open sessions the closer found. Output: one
-partial aggregate per session (merged into the `sessions` table by the writer's upsert), the
-`session_start` row of a session seen for the first time, and `session_end` rows. Pure: the
-writer decides which sessions are new, inside the transaction that stores their events.
+Input: the commit's event rows as one Arrow table (`event_batch`), registered in DuckDB as
+`incoming_events`; or the open sessions the closer found. Output: one partial aggregate per
+session (merged into the `sessions` table by the writer), the `session_start` rows of the sessions
+seen for the first time, and `session_end` rows. Set-based: SQL over the batch (DuckDB runs it
+without the GIL) and Arrow takes of its rows, no Python per row. The writer decides which
+sessions are new, inside the transaction that stores their events.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
+import duckdb
 import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from storage.schema import GEO_AND_AGENT_NAMES
+from storage.database import registered
+from storage.schema import EVENT_ARROW_SCHEMA, GEO_AND_AGENT_NAMES, SESSION_ARROW_SCHEMA
 from storage.write_request import EventRow
 
 SESSION_EVENTS = frozenset({"session_start", "session_end"})
@@ -25,83 +33,160 @@ _UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
 _SESSION_EVENT_NAMESPACE = uuid.UUID("2b0a1c4e-6f3d-5a7b-8c9d-1e2f3a4b5c6d")
 _DECODE_PROPERTIES = msgspec.json.Decoder(dict[str, str])
 
+# The event columns (but `seq`) and what the writer needs besides, per row: its position in the
+# commit (`ordinal`, which orders equal times and numbers the rows' seqs) and the two row facts
+# that are not columns (`EventRow.session_is_live`, `EventRow.extends_session`).
+_ROW_FACTS = (("session_is_live", pa.bool_()), ("extends_session", pa.bool_()))
+EVENT_BATCH_SCHEMA = pa.schema([*(f for f in EVENT_ARROW_SCHEMA if f.name != "seq"), *_ROW_FACTS,
+                                ("ordinal", pa.int64())])
+NOT_COLUMNS = ("ordinal", *(name for name, _ in _ROW_FACTS))
+_ROW_FIELD_POSITIONS = {name: EventRow.__struct_fields__.index(name)
+                        for name in EVENT_BATCH_SCHEMA.names if name != "ordinal"}
+
+_SESSION_EVENT_NAMES = ", ".join(f"'{name}'" for name in sorted(SESSION_EVENTS))
+# The ordinal of a group's earliest row, the first of equal times (Python's `min`), and of its
+# latest, also the first of equal times (Python's `max`).
+_EARLIEST = "arg_min(ordinal, (created_at, ordinal))"
+_LATEST = "arg_max(ordinal, (created_at, -ordinal))"
+
+# Per session id, what the commit's rows add to it, in the order the sessions first appear.
+# Rows that stand for the session (its first and last event, its entry and exit page) are named
+# by ordinal and taken from the batch afterwards: DuckDB holds an aggregate's state in memory,
+# and an `arg_min` over whole rows held ~30 KB per session (OutOfMemory at a 64 MB
+# `memory_limit` for 2,000 sessions). OpenPanel's session buffer (`session-buffer.ts`): a screen
+# view with a path counts as a screen view only, every other event as an event; entry and exit
+# are the first and last pages, an event without a path leaving them as they are.
+_SESSION_SUMMARIES = f"""
+    SELECT row_number() OVER (ORDER BY min(ordinal)) - 1 AS seq,
+           session_id,
+           {_EARLIEST} AS first,
+           {_LATEST} AS last,
+           coalesce({_EARLIEST} FILTER (WHERE path <> ''), {_EARLIEST}) AS entry,
+           coalesce({_LATEST} FILTER (WHERE path <> ''), {_LATEST}) AS exit,
+           arg_max(profile_id, ordinal) FILTER (WHERE profile_id <> device_id) AS identified,
+           count(*) AS rows,
+           count(*) FILTER (WHERE name = '{SCREEN_VIEW}' AND path <> '') AS screen_views,
+           -- saturates, as the stored sum does
+           least(sum(revenue::HUGEINT), 18446744073709551615)::UBIGINT AS revenue,
+           list_sort(list_distinct(flatten(list(groups)))) AS groups,
+           bool_or(session_is_live) AS is_live,
+           max(received_at) AS last_received_at
+    FROM incoming_events
+    WHERE session_id <> '' AND extends_session AND name NOT IN ({_SESSION_EVENT_NAMES})
+    GROUP BY session_id ORDER BY seq
+"""  # noqa: S608 - constant names
+
+# The earliest row of each session in `new_sessions` (ordinals, in time order).
+_EARLIEST_ROWS = f"""
+    SELECT {_EARLIEST} AS ordinal
+    FROM incoming_events e SEMI JOIN new_sessions n ON n.id = e.session_id
+    WHERE e.name NOT IN ({_SESSION_EVENT_NAMES})
+    GROUP BY e.session_id ORDER BY min(created_at), ordinal
+"""  # noqa: S608 - constant names
+
+# The uuid5 (RFC 4122 §4.3) of `name` in the namespace given as the first parameter, as text:
+# SHA-1 of namespace and name, version nibble 5, variant bits 10. Equal to `session_event_id`.
+_UUID5 = """(WITH h AS (SELECT sha1(?::BLOB || encode({name})) AS hex)
+             SELECT substr(hex, 1, 8) || '-' || substr(hex, 9, 4) || '-5' || substr(hex, 14, 3) || '-'
+                    || '89ab'[(('0x' || substr(hex, 17, 1))::INTEGER & 3) + 1] || substr(hex, 18, 3)
+                    || '-' || substr(hex, 21, 12) FROM h)"""
+
+# The id of the `session_start` of each of `session_start_keys` (project_id, session_id).
+_START_ID = _UUID5.format(name="'session_start:' || project_id || ':' || session_id")
+_SESSION_START_IDS = f"SELECT {_START_ID} AS id FROM session_start_keys"  # noqa: S608 - constant names
+
+
+def event_batch(rows: list[EventRow]) -> pa.Table:
+    """`rows` as columns (`EVENT_BATCH_SCHEMA`), by one transposition of their tuples (a third
+    cheaper than a getattr per column per row)."""
+    values = list(zip(*(msgspec.structs.astuple(row) for row in rows), strict=True))
+    columns = {name: pa.array(values[position], EVENT_BATCH_SCHEMA.field(name).type)
+               for name, position in _ROW_FIELD_POSITIONS.items()}
+    columns["ordinal"] = pa.array(range(len(rows)), pa.int64())
+    return pa.Table.from_pydict(columns, schema=EVENT_BATCH_SCHEMA)
+
+
+def session_aggregates(connection: duckdb.DuckDBPyConnection, batch: pa.Table) -> pa.Table:
+    """Per session `batch` (registered as `incoming_events`) touches, what its rows make of it, in
+    the `sessions` table's columns; `seq` numbers them from 0 in the order they first appear.
+
+    The rows a summary names are taken from the batch by Arrow, column by column: streamed
+    through DuckDB beside the summaries, the wide rows were buffered inside `memory_limit`.
+    """
+    summaries = connection.sql(_SESSION_SUMMARIES).to_arrow_table()
+    first = batch.take(summaries.column("first"))
+    last = batch.select(["created_at"]).take(summaries.column("last"))
+    entry = batch.select(["path", "origin"]).take(summaries.column("entry"))
+    exit_page = batch.select(["path", "origin"]).take(summaries.column("exit"))
+    utm = _utm_columns(first.column("properties"))
+    screen_views = summaries.column("screen_views")
+    started, ended = first.column("created_at"), last.column("created_at")
+    columns = {
+        "seq": summaries.column("seq"),
+        "id": summaries.column("session_id"),
+        "project_id": first.column("project_id"),
+        "device_id": first.column("device_id"),
+        "profile_id": pc.coalesce(summaries.column("identified"), first.column("profile_id")),
+        "created_at": started,
+        "ended_at": ended,
+        "duration": pc.subtract(pc.cast(ended, pa.int64()), pc.cast(started, pa.int64())),
+        "event_count": pc.subtract(summaries.column("rows"), screen_views),
+        "screen_view_count": screen_views,
+        "is_bounce": pc.less_equal(screen_views, 1),
+        "entry_path": entry.column("path"),
+        "entry_origin": entry.column("origin"),
+        "exit_path": exit_page.column("path"),
+        "exit_origin": exit_page.column("origin"),
+        **{name: first.column(name) for name in ("referrer", "referrer_name", "referrer_type")},
+        **utm,
+        **{name: first.column(name) for name in GEO_AND_AGENT_NAMES},
+        **{name: summaries.column(name) for name in ("revenue", "groups", "is_live")},
+        "closed": pa.array(np.zeros(len(summaries), dtype=bool)),
+        "last_received_at": summaries.column("last_received_at"),
+    }
+    return pa.table(columns).cast(SESSION_ARROW_SCHEMA)
+
+
+def session_starts(connection: duckdb.DuckDBPyConnection, batch: pa.Table, new_sessions: pa.Table,
+                   first_ordinal: int) -> pa.Table:
+    """The `session_start` rows of the sessions in `new_sessions` (an `id` column), as rows of
+    `batch` (registered as `incoming_events`) numbered on from `first_ordinal`, in time order:
+    each a copy of its session's earliest event, 100 ms before it (docs/contract.md §7)."""
+    with registered(connection, "new_sessions", new_sessions):
+        ordinals = connection.sql(_EARLIEST_ROWS).to_arrow_table().column("ordinal")
+    starts = batch.take(ordinals)
+    with registered(connection, "session_start_keys", starts.select(["project_id", "session_id"])):
+        ids = connection.sql(_SESSION_START_IDS, params=[_SESSION_EVENT_NAMESPACE.bytes]).to_arrow_table()
+    count = len(starts)
+    replaced = {
+        "id": ids.column("id"),
+        "name": pa.repeat("session_start", count),
+        "created_at": pc.subtract(starts.column("created_at"),
+                                  pa.scalar(dt.timedelta(milliseconds=SESSION_START_LEAD_MS), pa.duration("ms"))),
+        "revenue": pa.repeat(pa.scalar(0, pa.uint64()), count),
+        "duration": pa.repeat(pa.scalar(0, pa.uint64()), count),
+        "ordinal": pa.array(range(first_ordinal, first_ordinal + count), pa.int64()),
+    }
+    for name, values in replaced.items():
+        starts = starts.set_column(starts.schema.get_field_index(name), name, values)
+    return starts
+
+
+def _utm_columns(properties: pa.ChunkedArray) -> dict[str, pa.Array]:
+    """utm_* of each properties text: from its page's query, which flattening stored as
+    `__query.<name>`. Only the texts that hold such a key are decoded (few: a campaign's landing)."""
+    values = {name: [""] * len(properties) for name in _UTM}
+    positions = np.flatnonzero(pc.match_substring(properties, '"__query.utm_').to_numpy(zero_copy_only=False))
+    for position, text in zip(positions.tolist(), properties.take(positions).to_pylist(), strict=True):
+        query = _DECODE_PROPERTIES.decode(text)
+        for name in _UTM:
+            values[name][position] = query.get(f"__query.{name}", "")
+    return {name: pa.array(column, pa.string()) for name, column in values.items()}
+
 
 def session_event_id(name: str, project_id: str, session_id: str) -> str:
     """The one id a session's `session_start` (or `session_end`) can ever have."""
     return str(uuid.uuid5(_SESSION_EVENT_NAMESPACE, f"{name}:{project_id}:{session_id}"))
-
-
-def session_deltas(rows: list[EventRow]) -> dict[str, dict[str, Any]]:
-    """Per session id, the aggregate of `rows` in the `sessions` table's columns (without seq)."""
-    grouped: dict[str, list[EventRow]] = {}
-    for row in rows:
-        if row.session_id and row.extends_session and row.name not in SESSION_EVENTS:
-            grouped.setdefault(row.session_id, []).append(row)
-    return {session_id: _aggregate(members) for session_id, members in grouped.items()}
-
-
-def _aggregate(rows: list[EventRow]) -> dict[str, Any]:
-    first = min(rows, key=lambda r: r.created_at)
-    last = max(rows, key=lambda r: r.created_at)
-    identified = [r.profile_id for r in rows if r.profile_id != r.device_id]
-    query = _DECODE_PROPERTIES.decode(first.properties)
-    # OpenPanel's session buffer (`session-buffer.ts`): a screen view with a path counts as a
-    # screen view only, every other event as an event; entry and exit are the first and last
-    # pages, an event without a path leaving them as they are.
-    screen_views = sum(1 for r in rows if r.name == SCREEN_VIEW and r.path)
-    paged = [r for r in rows if r.path]
-    entry = min(paged, key=lambda r: r.created_at) if paged else first
-    exit_page = max(paged, key=lambda r: r.created_at) if paged else last
-    return {
-        "id": first.session_id,
-        "project_id": first.project_id,
-        "device_id": first.device_id,
-        "profile_id": identified[-1] if identified else first.profile_id,
-        "created_at": first.created_at,
-        "ended_at": last.created_at,
-        "duration": last.created_at - first.created_at,
-        "event_count": len(rows) - screen_views,
-        "screen_view_count": screen_views,
-        "is_bounce": screen_views <= 1,
-        "entry_path": entry.path,
-        "entry_origin": entry.origin,
-        "exit_path": exit_page.path,
-        "exit_origin": exit_page.origin,
-        "referrer": first.referrer,
-        "referrer_name": first.referrer_name,
-        "referrer_type": first.referrer_type,
-        **{name: query.get(f"__query.{name}", "") for name in _UTM},
-        **{name: getattr(first, name) for name in GEO_AND_AGENT_NAMES},
-        "revenue": min(sum(r.revenue for r in rows), 2**64 - 1),  # saturates, as the stored sum does
-        "groups": sorted({group for r in rows for group in r.groups}),
-        "is_live": any(r.session_is_live for r in rows),
-        "closed": False,
-        "last_received_at": max(r.received_at for r in rows),
-    }
-
-
-def first_events(rows: list[EventRow]) -> dict[str, EventRow]:
-    """Per session id, its earliest event in `rows` (the first one of equal times), in one pass."""
-    firsts: dict[str, EventRow] = {}
-    for row in rows:
-        if row.session_id and row.name not in SESSION_EVENTS:
-            current = firsts.get(row.session_id)
-            if current is None or row.created_at < current.created_at:
-                firsts[row.session_id] = row
-    return firsts
-
-
-def session_start_row(first: EventRow) -> EventRow:
-    """A copy of the session's first event, 100 ms before it (docs/contract.md §7)."""
-    return msgspec.structs.replace(
-        first,
-        id=session_event_id("session_start", first.project_id, first.session_id),
-        id_from_client=False,
-        name="session_start",
-        created_at=first.created_at - SESSION_START_LEAD_MS,
-        revenue=0,
-        duration=0,
-    )
 
 
 def session_end_row(session: dict[str, Any], received_ms: int) -> EventRow:

@@ -30,20 +30,15 @@ from storage.locks import SessionStartLocks
 from storage.profiles import StoredProfiles, apply_profile_changes, upsert_session_profiles
 from storage.recent_ids import RecentIds
 from storage.schema import (
-    EVENT_ARROW_SCHEMA,
-    EVENT_COLUMNS,
     GROUP_ARROW_SCHEMA,
     REPLAY_ARROW_SCHEMA,
-    SESSION_ARROW_SCHEMA,
     SESSION_COLUMNS,
 )
-from storage.session_aggregates import first_events, session_deltas, session_end_row, session_start_row
+from storage.session_aggregates import NOT_COLUMNS, event_batch, session_aggregates, session_end_row, session_starts
 from storage.write_request import EventRow, GroupUpsert, ReplayChunk, StoredIds, WriteRequest, WriteResult
 
 log = logging.getLogger(__name__)
 
-# Each stored column (but `seq`) and where it is in an `EventRow` tuple (`msgspec.structs.astuple`).
-_EVENT_FIELD_POSITIONS = {c.name: EventRow.__struct_fields__.index(c.name) for c in EVENT_COLUMNS if c.name != "seq"}
 _ENCODE = msgspec.json.Encoder(order="sorted")
 _DAY_MS = 86_400_000
 _SEQUENCED_TABLES = ("events", "profiles", "sessions", "groups", "session_replay_chunks")
@@ -220,68 +215,76 @@ class Store:
     def _store_events_and_sessions(
         self, rows: list[EventRow], claimed: list[tuple[str, str]],
     ) -> _WrittenSessions | None:
-        """Insert the rows and merge their sessions; returns the sessions written, if any."""
-        deltas = session_deltas(rows)
-        if not deltas:
-            if rows:
-                self._insert_events(rows)
+        """Insert the rows and merge their sessions; returns the sessions written, if any.
+
+        Set-based: the rows become one Arrow table, and the sessions' aggregates, the new
+        sessions' `session_start` rows and the referrer each event inherits are SQL over it.
+        """
+        if not rows:
             return None
-        written = self._merge_sessions(list(deltas.values()), min(row.received_at for row in rows))
-        merged = written.rows
-        new_sessions = [(project_id, session_id) for project_id, session_id, was_stored in zip(
-            merged.column("project_id").to_pylist(), merged.column("id").to_pylist(), written.stored.tolist(),
-            strict=True) if not was_stored]
-        if new_sessions:
-            # The sessions table says these sessions are new. Their locks are claimed for the
-            # record (and for any other writer of this cache), all in one cache transaction; a
-            # key left by a transaction that never committed is stale, and the table is the truth.
-            claimed += self.locks.claim_all(new_sessions)
-            firsts = first_events(rows)
-            rows.extend(session_start_row(firsts[session_id]) for _, session_id in new_sessions)
-        starts = len(new_sessions)
-        self._replace_sessions(merged)
-        # A session's referrer is the one it started with: the stored row's, or a new session's
-        # first event's (the merge keeps the stored one). Every event of the session carries it
-        # (OpenPanel's referrer inheritance).
-        session_referrers = merged.select(["id", *_REFERRER_COLUMNS])
-        first_seq = self._insert_events(rows, session_referrers)
-        if starts:
+        batch = event_batch(rows)
+        with self._registered("incoming_events", batch):
+            aggregates = session_aggregates(self.connection, batch)
+            if not len(aggregates):
+                self._insert_events(batch)
+                return None
+            oldest_received_ms = pa.compute.min(batch.column("received_at")).value  # the scalar's epoch ms
+            written = self._merge_sessions(aggregates, oldest_received_ms)
+            merged = written.rows
+            new_sessions = merged.filter(pa.compute.invert(pa.array(written.stored))).select(["project_id", "id"])
+            starts = None
+            if len(new_sessions):
+                # The sessions table says these sessions are new. Their locks are claimed for the
+                # record (and for any other writer of this cache), all in one cache transaction; a
+                # key left by a transaction that never committed is stale, and the table is the truth.
+                claimed += self.locks.claim_all(list(zip(new_sessions.column("project_id").to_pylist(),
+                                                         new_sessions.column("id").to_pylist(), strict=True)))
+                starts = session_starts(self.connection, batch, new_sessions.select(["id"]), len(rows))
+            self._replace_sessions(merged)
+            # A session's referrer is the one it started with: the stored row's, or a new session's
+            # first event's (the merge keeps the stored one). Every event of the session carries it
+            # (OpenPanel's referrer inheritance).
+            first_seq = self._insert_events(batch, starts, merged.select(["id", *_REFERRER_COLUMNS]))
+        if starts is not None:
             upsert_session_profiles(self.connection, self.sequences, self.stored_profiles,
-                                    first_seq, first_seq + len(rows) - 1)
+                                    first_seq, first_seq + len(rows) + len(starts) - 1)
         return written
 
-    def _insert_events(self, rows: list[EventRow], session_referrers: pa.Table | None = None) -> int:
-        """Insert event rows (inheriting their session's referrer when given); returns the first seq."""
-        first_seq = self.sequences.take("events", len(rows))
-        columns: dict[str, pa.Array] = {"seq": pa.array(range(first_seq, first_seq + len(rows)), pa.int64())}
-        # Rows to columns by one transposition of their tuples (a third cheaper than a getattr per
-        # column per row).
-        values = list(zip(*(msgspec.structs.astuple(row) for row in rows), strict=True))
-        for name, position in _EVENT_FIELD_POSITIONS.items():
-            columns[name] = pa.array(values[position], EVENT_ARROW_SCHEMA.field(name).type)
-        incoming = pa.Table.from_pydict(columns, schema=EVENT_ARROW_SCHEMA)
-        if session_referrers is None:
-            self._execute_with("incoming_events", incoming, "INSERT INTO events BY NAME SELECT * FROM incoming_events")
-            return first_seq
-        with self._registered("session_referrers", session_referrers):
+    def _insert_events(self, batch: pa.Table, starts: pa.Table | None = None,
+                       session_referrers: pa.Table | None = None) -> int:
+        """Insert `batch` (registered as `incoming_events`) and the `starts` numbered after it,
+        inheriting their session's referrer when given; returns the first seq."""
+        count = len(batch) + (len(starts) if starts is not None else 0)
+        first_seq = self.sequences.take("events", count)
+        rows = "incoming_events"
+        if starts is not None:
+            rows = "(SELECT * FROM incoming_events UNION ALL BY NAME SELECT * FROM session_starts)"
+        columns, join = f"e.* EXCLUDE ({', '.join(NOT_COLUMNS)})", ""
+        if session_referrers is not None:
             # Field by field, a non-empty session value wins (OpenPanel merges the session's
             # referrer over the event's, leaving out empty values).
-            self._execute_with("incoming_events", incoming, f"""
-                INSERT INTO events BY NAME
-                SELECT e.* REPLACE ({_INHERITED_REFERRER})
-                FROM incoming_events e LEFT JOIN session_referrers s ON s.id = e.session_id""")  # noqa: S608
+            columns += f" REPLACE ({_INHERITED_REFERRER})"
+            join = "LEFT JOIN session_referrers s ON s.id = e.session_id"
+        with contextlib.ExitStack() as stack:
+            if starts is not None:
+                stack.enter_context(self._registered("session_starts", starts))
+            if session_referrers is not None:
+                stack.enter_context(self._registered("session_referrers", session_referrers))
+            self.connection.execute(
+                f"INSERT INTO events BY NAME SELECT {columns}, ?::BIGINT + e.ordinal AS seq FROM {rows} e {join}",  # noqa: S608
+                [first_seq])
         return first_seq
 
-    def _merge_sessions(self, deltas: list[dict[str, Any]], now_ms: int) -> _WrittenSessions:
+    def _merge_sessions(self, aggregates: pa.Table, now_ms: int) -> _WrittenSessions:
         """The touched sessions as they are after this commit (`_MERGED_SESSIONS`), with new seqs.
 
         The stored rows are looked for only among rows whose seq is at least the smallest of
         the touched sessions' `recent_sessions.newest_first_seq` (rewritten rows are appended,
         so DuckDB skips the row groups before it); a session the filters do not hold is new.
         """
-        first_seq = self.sequences.take("sessions", len(deltas))
-        records = [{"seq": first_seq + n, **delta} for n, delta in enumerate(deltas)]
-        with self._registered("incoming_sessions", pa.Table.from_pylist(records, schema=SESSION_ARROW_SCHEMA)):
+        first_seq = self.sequences.take("sessions", len(aggregates))
+        aggregates = aggregates.set_column(0, "seq", pa.compute.add(aggregates.column("seq"), first_seq))
+        with self._registered("incoming_sessions", aggregates):
             hashes = self.connection.sql("SELECT hash(id) FROM incoming_sessions").to_arrow_table().column(0).to_numpy()
             floors = self.recent_sessions.newest_first_seq(hashes, now_ms)
             maybe_stored = floors >= 0
@@ -363,7 +366,9 @@ class Store:
         before = self.sequences.snapshot()
         self.connection.execute("BEGIN")
         try:
-            self._insert_events([session_end_row(session, now_ms) for session in sessions])
+            ends = event_batch([session_end_row(session, now_ms) for session in sessions])
+            with self._registered("incoming_events", ends):
+                self._insert_events(ends)
             first_seq = self.sequences.take("sessions", len(sessions))
             closing = pa.table({"id": [s["id"] for s in sessions],
                                 "seq": pa.array(range(first_seq, first_seq + len(sessions)), pa.int64())})

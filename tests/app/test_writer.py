@@ -262,3 +262,34 @@ def test_profiles_stay_one_row_each_through_rewrites_filter_rebuilds_and_restart
     assert by_id["u0"][2] == '{"visits":"11"}' and by_id["u1"][2] == '{"visits":"5"}'
     assert by_id["u29"][1] == "B" and by_id["u28"][1] == "A"
     assert by_id["d"][2].startswith('{"path":"/shop"')  # the second session's page merged in
+
+
+def test_a_commit_of_many_new_sessions_with_wide_rows_fits_the_default_memory_limit(tmp_path: Path) -> None:
+    """12,000 events that each start a session, 1.5 KB of properties each, in one group commit:
+    the sessions' aggregates and starts must not hold whole rows inside DuckDB's 64 MB."""
+    writer = StorageWriter(str(tmp_path / "w.duckdb"), cache_dir=str(tmp_path / "cache"), duplicate_window_ms=10**9)
+    writer.start()
+    properties = msgspec.json.encode({"__query.utm_source": "spring", **{f"k{i}": "v" * 40 for i in range(30)}}).decode()
+
+    def request(number: int) -> WriteRequest:
+        return WriteRequest(events=[
+            EventRow(id=uuid_for(number * 10_000 + i), id_from_client=True, name="screen_view", project_id="p",
+                     device_id=f"d{number}-{i}", profile_id=f"d{number}-{i}", session_id=f"s{number}-{i}",
+                     created_at=NOW_MS + i, received_at=NOW_MS, path="/landing", properties=properties)
+            for i in range(2000)])
+
+    async def scenario() -> None:
+        await asyncio.gather(*(writer.write(request(n)) for n in range(6)))
+
+    try:
+        asyncio.run(scenario())
+        reader = writer.reader()
+        try:
+            assert reader.execute("SELECT count(*) FILTER (WHERE name = 'session_start'), count(*) FROM events"
+                                  ).fetchone() == (12_000, 24_000)
+            assert reader.execute("SELECT count(*), count(DISTINCT id) FROM sessions WHERE utm_source = 'spring'"
+                                  ).fetchone() == (12_000, 12_000)
+        finally:
+            reader.close()
+    finally:
+        writer.stop()
