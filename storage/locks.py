@@ -9,19 +9,27 @@ and it backs every answer with the `sessions` table: a key whose transaction nev
 Because the table decides, the keys are a record, not a gate: when the cache cannot be opened
 or written (a full disk: SQLite's "database or disk is full"), a claim simply fails, the start
 is still emitted by the table's answer, and the cache is opened again on the next claim.
+
+Every cache call runs on the cache's own thread (one SQLite connection, as diskcache keeps one
+per thread): `claim_all_in_background` lets the writer insert a commit's rows into DuckDB while
+SQLite records its new sessions, both outside the GIL for most of their time.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import diskcache
 
 log = logging.getLogger(__name__)
 
 _SQLITE_CACHE_PAGES = 1024  # of 4 KiB
+_T = TypeVar("_T")
 
 
 class SessionStartLocks:
@@ -31,7 +39,11 @@ class SessionStartLocks:
         self._directory = directory
         self._expire_seconds = expire_seconds
         self._cache: diskcache.Cache | None = None
-        self._open()
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="session-start-cache")
+        self._on_cache_thread(self._open)
+
+    def _on_cache_thread(self, call: Callable[..., _T], *args: object) -> _T:
+        return self._thread.submit(call, *args).result()
 
     def _open(self) -> diskcache.Cache | None:
         if self._cache is None:
@@ -56,6 +68,32 @@ class SessionStartLocks:
 
     def claim(self, project_id: str, session_id: str) -> bool:
         """True if this call took the lock (nobody had it); False also when the cache cannot be written."""
+        return self._on_cache_thread(self._claim, project_id, session_id)
+
+    def claim_all(self, sessions: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Claim every `(project_id, session_id)` in one cache transaction; returns those this
+        call took; none when the cache cannot be written (the table decides, see above)."""
+        return self.claim_all_in_background(sessions).result()
+
+    def claim_all_in_background(self, sessions: list[tuple[str, str]]) -> Future[list[tuple[str, str]]]:
+        """`claim_all`, answered later."""
+        return self._thread.submit(self._claim_all, sessions)
+
+    def release(self, project_id: str, session_id: str) -> None:
+        """Give a claim back (its transaction did not commit)."""
+        self._on_cache_thread(self._release, project_id, session_id)
+
+    def forget_expired(self) -> int:
+        """Remove keys whose expiry has passed (no event of their session can arrive any more)."""
+        return self._on_cache_thread(self._forget_expired)
+
+    def close(self) -> None:
+        self._on_cache_thread(self._close)
+        self._thread.shutdown()
+
+    # ---- on the cache's thread ---------------------------------------------------------------
+
+    def _claim(self, project_id: str, session_id: str) -> bool:
         cache = self._open()
         if cache is None:
             return False
@@ -65,9 +103,7 @@ class SessionStartLocks:
             log.warning("session-start cache: claim not recorded (%s)", exc)
             return False
 
-    def claim_all(self, sessions: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        """Claim every `(project_id, session_id)` in one cache transaction; returns those this
-        call took; none when the cache cannot be written (the table decides, see above)."""
+    def _claim_all(self, sessions: list[tuple[str, str]]) -> list[tuple[str, str]]:
         cache = self._open()
         if cache is None:
             return []
@@ -82,8 +118,7 @@ class SessionStartLocks:
             return []
         return taken
 
-    def release(self, project_id: str, session_id: str) -> None:
-        """Give a claim back (its transaction did not commit)."""
+    def _release(self, project_id: str, session_id: str) -> None:
         if self._cache is None:
             return
         try:
@@ -92,8 +127,7 @@ class SessionStartLocks:
             # A key left behind is harmless: the sessions table decides (see above).
             log.warning("session-start cache: claim not released (%s)", exc)
 
-    def forget_expired(self) -> int:
-        """Remove keys whose expiry has passed (no event of their session can arrive any more)."""
+    def _forget_expired(self) -> int:
         cache = self._open()
         if cache is None:
             return 0
@@ -103,7 +137,7 @@ class SessionStartLocks:
             log.warning("session-start cache: expired keys not removed (%s)", exc)
             return 0
 
-    def close(self) -> None:
+    def _close(self) -> None:
         if self._cache is not None:
             self._cache.close()
             self._cache = None

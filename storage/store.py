@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 import os
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,12 +144,12 @@ class Store:
 
     def commit(self, requests: list[WriteRequest]) -> list[WriteResult]:
         """Store a group of requests in one transaction."""
-        claimed: list[tuple[str, str]] = []
+        claims: list[Future[list[tuple[str, str]]]] = []
         before = self.sequences.snapshot()
         self.connection.execute("BEGIN")
         try:
             results, new_rows, client_id_hashes = self._drop_duplicates(requests)
-            written_sessions = self._store_events_and_sessions(new_rows, claimed)
+            written_sessions = self._store_events_and_sessions(new_rows, claims)
             for request, result in zip(requests, results, strict=True):
                 if request.profile_changes:
                     result.rejected = apply_profile_changes(self.connection, self.sequences, self.stored_profiles,
@@ -162,13 +163,17 @@ class Store:
                 self.recent_ids.add(client_id_hashes, received_ms)  # duplicates are in already: no change
             if written_sessions is not None:
                 self.recent_sessions.add(written_sessions.hashes, received_ms, written_sessions.first_seq)
+            for claimed in claims:
+                claimed.result()  # recorded before the commit, as a lock is taken before its work
             self.connection.execute("COMMIT")
         except BaseException:
             # Whatever fails here, the numbers and claims go back: the first error is the one raised.
             self._roll_back()
             self.sequences.restore(before)
-            for project_id, session_id in claimed:
-                self.locks.release(project_id, session_id)
+            for claimed in claims:
+                if claimed.exception() is None:
+                    for project_id, session_id in claimed.result():
+                        self.locks.release(project_id, session_id)
             raise
         self.stored_profiles.rebuild_if_due(self.connection)
         return results
@@ -213,7 +218,7 @@ class Store:
         return results, new_rows, hashes
 
     def _store_events_and_sessions(
-        self, rows: list[EventRow], claimed: list[tuple[str, str]],
+        self, rows: list[EventRow], claims: list[Future[list[tuple[str, str]]]],
     ) -> _WrittenSessions | None:
         """Insert the rows and merge their sessions; returns the sessions written, if any.
 
@@ -235,10 +240,12 @@ class Store:
             starts = None
             if len(new_sessions):
                 # The sessions table says these sessions are new. Their locks are claimed for the
-                # record (and for any other writer of this cache), all in one cache transaction; a
-                # key left by a transaction that never committed is stale, and the table is the truth.
-                claimed += self.locks.claim_all(list(zip(new_sessions.column("project_id").to_pylist(),
-                                                         new_sessions.column("id").to_pylist(), strict=True)))
+                # record (and for any other writer of this cache), all in one cache transaction, on
+                # the cache's thread while this one writes; a key left by a transaction that never
+                # committed is stale, and the table is the truth.
+                keys = zip(new_sessions.column("project_id").to_pylist(), new_sessions.column("id").to_pylist(),
+                           strict=True)
+                claims.append(self.locks.claim_all_in_background(list(keys)))
                 starts = session_starts(self.connection, batch, new_sessions.select(["id"]), len(rows))
             self._replace_sessions(merged)
             # A session's referrer is the one it started with: the stored row's, or a new session's

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import msgspec
+import pyarrow as pa
 import pytest
 
 from storage.write_request import EventRow, WriteRequest
@@ -293,3 +294,28 @@ def test_a_commit_of_many_new_sessions_with_wide_rows_fits_the_default_memory_li
             reader.close()
     finally:
         writer.stop()
+
+
+def test_a_failed_commit_gives_its_session_start_claims_back(tmp_path: Path) -> None:
+    """The claims of a commit are recorded on the cache's thread while the rows are written; a
+    request that fails after them (here its replay chunk's index overflows) leaves no key."""
+    from storage.locks import SessionStartLocks
+    from storage.write_request import ReplayChunk
+
+    writer = StorageWriter(str(tmp_path / "g.duckdb"), cache_dir=str(tmp_path / "cache"), duplicate_window_ms=10**9)
+    writer.start()
+    try:
+        event = row("view", uuid_for(1))
+        event.session_id = "sess-failed"
+        chunk = ReplayChunk(project_id="p", session_id="sess-failed", chunk_index=70_000, started_at=NOW_MS,
+                            ended_at=NOW_MS, events_count=1, is_full_snapshot=True, payload="[]", received_at=NOW_MS)
+        with pytest.raises(pa.ArrowInvalid):
+            asyncio.run(writer.write(WriteRequest(events=[event], replays=[chunk])))
+        assert count(writer) == 0
+    finally:
+        writer.stop()
+    locks = SessionStartLocks(str(tmp_path / "cache"), expire_seconds=10**6)
+    try:
+        assert locks.claim("p", "sess-failed")  # nobody holds it: the failed commit gave it back
+    finally:
+        locks.close()
