@@ -225,7 +225,7 @@ class StorageWriter:
 
     def _fail(self, job: _Job, exc: Exception) -> None:
         self.last_commit_error = f"{type(exc).__name__}: {exc}"
-        log.error("commit failed, request answered as not stored: %s", self.last_commit_error, exc_info=exc)
+        log.error("commit failed, request answered as not stored: %s", self.last_commit_error)
         job.resolve(error=exc)
 
     def _close(self) -> None:
