@@ -273,7 +273,8 @@ def _hanging_upstream(folder: Path) -> tuple[subprocess.Popen[str], str]:
 
 def run_once(args: argparse.Namespace, templates: list[bytes]) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
-    storage = f'memory_limit = "{args.memory_limit}"' if args.memory_limit else ""
+    storage = f'memory_limit = "{args.memory_limit}"\n' if args.memory_limit else ""
+    storage += "".join(f"{setting}\n" for setting in args.storage_setting)
     limits = f"[limits]\nmax_pending_events = {args.max_pending_events}\n" if args.max_pending_events else ""
     write_config(folder, limits, storage=storage)
     front = None
@@ -341,6 +342,8 @@ def run_once(args: argparse.Namespace, templates: list[bytes]) -> dict[str, floa
     finally:
         exit_code = server.stop()
         stored = _stored_events(folder / "var" / "bench.duckdb")
+        # The whole file (sessions and profiles too) after the gateway's last checkpoint.
+        store_bytes = sum(path.stat().st_size for path in (folder / "var").glob("bench.duckdb*"))
         if front is not None:
             front.kill()
             front.wait()
@@ -363,6 +366,7 @@ def run_once(args: argparse.Namespace, templates: list[bytes]) -> dict[str, floa
         "refused_p99_ms": _percentile_ms(refused_latencies, 0.99),
         "missing": accepted[0] - stored,
         "bytes_per_event": body_bytes[0] / max(1, len(latencies) * args.batch_size),
+        "store_bytes_per_event": store_bytes / max(1, stored),
         "events": accepted[0],
         "failed_batches": len(failures),
         "exit_code": exit_code,
@@ -436,6 +440,8 @@ def main() -> None:
                         help="events/s of all clients together (0: as fast as they can)")
     parser.add_argument("--server-python", default=sys.executable, help="the interpreter that runs the server")
     parser.add_argument("--memory-limit", default="", help="storage.memory_limit (DuckDB); default: the gateway's")
+    parser.add_argument("--storage-setting", action="append", default=[], metavar="KEY = VALUE",
+                        help="a [storage] line of the server's config, e.g. 'checkpoint_interval_seconds = 2'")
     parser.add_argument("--prefill", type=int, default=0, help="seed the store with this many events first")
     parser.add_argument("--max-pending-events", type=int, default=0,
                         help="limits.max_pending_events (load shedding); default: the gateway's")
@@ -451,8 +457,8 @@ def main() -> None:
             f"server CPU {result['server_cpu_s']:.1f} s ({result['cpu_us_per_event']:.0f} us/event), "
             f"{result['refused']} refused (503, p99 {result['refused_p99_ms']:.0f} ms), "
             f"{result['missing']} acknowledged but not stored, "
-            f"{result['bytes_per_event']:.0f} B/event, {result['events']:,} events, "
-            f"{result['failed_batches']} failed batches, server exit {result['exit_code']}"
+            f"{result['bytes_per_event']:.0f} B/event sent, {result['store_bytes_per_event']:.0f} B/event stored, "
+            f"{result['events']:,} events, {result['failed_batches']} failed batches, server exit {result['exit_code']}"
         )
     if args.runs > 1:
         median = {

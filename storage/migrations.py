@@ -19,7 +19,7 @@ from storage.upstream_rows import COLUMNS, SNAPSHOTTED, snapshot_ddl, snapshot_t
 
 
 def _create_table(name: str, columns: tuple[Column, ...], extra: str = "") -> str:
-    body = ",\n  ".join(f"{c.name} {c.sql_type}" for c in columns)
+    body = ",\n  ".join(c.ddl for c in columns)
     return f"CREATE TABLE IF NOT EXISTS {name} (\n  {body}{extra}\n)"
 
 
@@ -36,6 +36,18 @@ def _from_json(target: str, table: str, source: str, leading: tuple[str, ...] = 
         else:
             values.append(f"(j->>'$.{column.name}')::{column.sql_type}")
     return f"INSERT INTO {target} SELECT {', '.join((*leading, *values))} {source}"
+
+
+def _rebuilt(table: str, columns: tuple[Column, ...], extra: str = "", *, order_by_seq: bool = True) -> tuple[str, ...]:
+    """Make `table` again from its column list, keeping its rows."""
+    order = " ORDER BY seq" if order_by_seq else ""
+    copy = f"INSERT INTO {table}_rebuilt BY NAME SELECT * FROM {table}{order}"  # noqa: S608 - fixed names
+    return (
+        _create_table(f"{table}_rebuilt", columns, extra),
+        copy,
+        f"DROP TABLE {table}",
+        f"ALTER TABLE {table}_rebuilt RENAME TO {table}",
+    )
 
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -105,5 +117,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "INSERT INTO profiles_rebuilt BY NAME SELECT * FROM profiles ORDER BY seq",
         "DROP TABLE profiles",
         "ALTER TABLE profiles_rebuilt RENAME TO profiles",
+    ),
+    (
+        # The JSON text columns compressed with zstd (`storage.schema.JSON_TEXT_COMPRESSION`):
+        # DuckDB sets a column's compression only when the table is made. Events and replay
+        # chunks are never updated, so a plain copy keeps their `seq` order (insertion order is
+        # preserved) without sorting the store; profiles and groups are copied in `seq` order.
+        *_rebuilt("events", EVENT_COLUMNS, order_by_seq=False),
+        *_rebuilt("profiles", (*PROFILE_COLUMNS, PROFILE_GROUPS)),
+        *_rebuilt("groups", GROUP_COLUMNS, ",\n  PRIMARY KEY (project_id, id)"),
+        *_rebuilt("session_replay_chunks", REPLAY_COLUMNS, ",\n  PRIMARY KEY (project_id, session_id, chunk_index)",
+                  order_by_seq=False),
     ),
 )

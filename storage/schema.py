@@ -18,6 +18,24 @@ class Column:
     name: str
     sql_type: str
     arrow_type: pa.DataType
+    compression: str = ""  # DuckDB's method for this column; "" lets DuckDB choose per segment
+
+    @property
+    def ddl(self) -> str:
+        """The column's definition in CREATE TABLE."""
+        return f"{self.name} {self.sql_type}{compression_clause(self.compression)}"
+
+
+def compression_clause(method: str) -> str:
+    return f" USING COMPRESSION {method}" if method else ""
+
+
+# Free-form JSON text (properties, replay payloads) is most of a row's bytes. DuckDB's automatic
+# choice for it is a dictionary with FSST, whose analysis made a checkpoint's largest cost;
+# zstd writes it in ~40% of the time into ~1/4 of the space and reads it faster (checkpoints of
+# 180k events of `bench/ingest.py --mix sparse`: 2.26 -> 1.24 s, 93 -> 20 MB). Needs a store
+# file of storage version v1.2.0 or later (`storage.database.migrate` leaves it out otherwise).
+JSON_TEXT_COMPRESSION = "zstd"
 
 
 _TEXT = ("VARCHAR NOT NULL DEFAULT ''", pa.string())
@@ -57,7 +75,7 @@ EVENT_COLUMNS: tuple[Column, ...] = (
     Column("referrer_type", *_TEXT),
     Column("revenue", "UBIGINT NOT NULL DEFAULT 0", pa.uint64()),
     Column("duration", "UBIGINT NOT NULL DEFAULT 0", pa.uint64()),
-    Column("properties", "VARCHAR NOT NULL DEFAULT '{}'", pa.string()),
+    Column("properties", "VARCHAR NOT NULL DEFAULT '{}'", pa.string(), JSON_TEXT_COMPRESSION),
     Column("created_at", "TIMESTAMP NOT NULL", pa.timestamp("ms")),
     *_GEO_AND_AGENT,
     Column("imported_at", "TIMESTAMP", pa.timestamp("ms")),
@@ -74,7 +92,7 @@ PROFILE_COLUMNS: tuple[Column, ...] = (
     Column("last_name", *_TEXT),
     Column("email", *_TEXT),
     Column("avatar", *_TEXT),
-    Column("properties", "VARCHAR NOT NULL DEFAULT '{}'", pa.string()),
+    Column("properties", "VARCHAR NOT NULL DEFAULT '{}'", pa.string(), JSON_TEXT_COMPRESSION),
     Column("is_external", "BOOLEAN NOT NULL DEFAULT true", pa.bool_()),
     Column("created_at", "TIMESTAMP NOT NULL", pa.timestamp("ms")),
     Column("updated_at", "TIMESTAMP NOT NULL", pa.timestamp("ms")),
@@ -127,7 +145,7 @@ GROUP_COLUMNS: tuple[Column, ...] = (
     Column("id", "VARCHAR NOT NULL", pa.string()),
     Column("type", *_TEXT),
     Column("name", *_TEXT),
-    Column("properties", "VARCHAR NOT NULL DEFAULT '{}'", pa.string()),
+    Column("properties", "VARCHAR NOT NULL DEFAULT '{}'", pa.string(), JSON_TEXT_COMPRESSION),
     Column("created_at", "TIMESTAMP NOT NULL", pa.timestamp("ms")),
     Column("updated_at", "TIMESTAMP NOT NULL", pa.timestamp("ms")),
 )
@@ -141,7 +159,7 @@ REPLAY_COLUMNS: tuple[Column, ...] = (
     Column("ended_at", "TIMESTAMP NOT NULL", pa.timestamp("ms")),
     Column("events_count", "UINTEGER NOT NULL", pa.uint32()),
     Column("is_full_snapshot", "BOOLEAN NOT NULL", pa.bool_()),
-    Column("payload", "VARCHAR NOT NULL", pa.string()),
+    Column("payload", "VARCHAR NOT NULL", pa.string(), JSON_TEXT_COMPRESSION),
     Column("received_at", "TIMESTAMP NOT NULL", pa.timestamp("ms")),
 )
 

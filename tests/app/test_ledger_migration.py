@@ -17,7 +17,7 @@ import msgspec
 from storage import ledger
 from storage.database import migrate
 from storage.migrations import MIGRATIONS
-from storage.schema import SESSION_COLUMNS
+from storage.schema import JSON_TEXT_COMPRESSION, SESSION_COLUMNS, compression_clause
 
 _T0 = 1_780_920_000_123  # epoch ms
 
@@ -34,11 +34,14 @@ def _session(version: int, sign: int, event_count: int) -> dict[str, object]:
 
 
 def _migrated_to(path: Path, version: int) -> duckdb.DuckDBPyConnection:
-    """A store as a release with the first `version` migrations left it."""
+    """A store as a release with the first `version` migrations left it (releases before
+    migration 7 made every column without a chosen compression)."""
     connection = duckdb.connect(str(path))
     connection.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
     for applied, statements in enumerate(MIGRATIONS[:version], start=1):
         for statement in statements:
+            if version < 7:
+                statement = statement.replace(compression_clause(JSON_TEXT_COMPRESSION), "")
             connection.execute(statement)
         connection.execute("INSERT INTO schema_migrations VALUES (?, now()::TIMESTAMP)", [applied])
     return connection
@@ -122,3 +125,74 @@ def test_profiles_lose_their_in_memory_key_and_keep_their_rows_in_seq_order(tmp_
                                         (2, "u2", "Ada", '{"plan":"pro"}', False, 2, ["g1"]),
                                         (3, "u3", "Ada", '{"plan":"pro"}', False, 3, ["g1"])]
     assert connection.execute("SELECT max(version) FROM schema_migrations").fetchone() == (len(MIGRATIONS),)
+
+
+_JSON_TEXT_COLUMNS = (("events", "properties"), ("profiles", "properties"), ("groups", "properties"),
+                      ("session_replay_chunks", "payload"))
+
+
+def _compression_of(connection: duckdb.DuckDBPyConnection, table: str, column: str) -> set[str]:
+    return {row[0] for row in connection.execute(
+        f"SELECT DISTINCT compression FROM pragma_storage_info('{table}') "
+        "WHERE column_name = ? AND segment_type = 'VARCHAR'", [column]).fetchall()}
+
+
+def test_json_text_columns_are_rebuilt_compressed_with_every_row_kept(tmp_path: Path) -> None:
+    """Migration 7: the JSON text columns of a store made before it are zstd-compressed from
+    then on; every row and column is kept, events in the order they were stored, profiles and
+    groups in `seq` order, and the keys of groups and replay chunks stay."""
+    connection = _migrated_to(tmp_path / "old.duckdb", 6)
+    properties = '{"screen":"Home","context":{"app":"ShopApp"}}'
+    for seq in (1, 2, 3):
+        connection.execute(
+            "INSERT INTO events (seq, id, name, properties, created_at, received_at, groups) "
+            "VALUES (?, uuid(), 'tap', ?, epoch_ms(?::BIGINT), epoch_ms(?::BIGINT), ['g1'])",
+            [seq, properties, _T0 + seq, _T0])
+    for seq, profile_id in ((3, "u3"), (1, "u1"), (2, "u2")):
+        connection.execute(
+            "INSERT INTO profiles (seq, project_id, id, properties, created_at, updated_at) "
+            "VALUES (?, 'demo', ?, ?, epoch_ms(?::BIGINT), epoch_ms(?::BIGINT))",
+            [seq, profile_id, properties, _T0, _T0 + seq])
+    connection.execute("INSERT INTO groups (seq, project_id, id, type, name, properties, created_at, updated_at) "
+                       "VALUES (4, 'demo', 'g1', 'company', 'Acme', ?, now()::TIMESTAMP, now()::TIMESTAMP)",
+                       [properties])
+    connection.execute(
+        "INSERT INTO session_replay_chunks VALUES (5, 'demo', 's1', 0, now()::TIMESTAMP, now()::TIMESTAMP, 2, true, "
+        "'[{\"type\":2}]', now()::TIMESTAMP)")
+    before = {table: connection.execute(f"SELECT * FROM {table}").fetchall()
+              for table, _ in _JSON_TEXT_COLUMNS}
+    connection.execute("CHECKPOINT")
+    assert all(JSON_TEXT_COMPRESSION.upper() not in _compression_of(connection, table, column)
+               for table, column in _JSON_TEXT_COLUMNS)
+
+    migrate(connection)
+    connection.execute("CHECKPOINT")
+
+    for table, column in _JSON_TEXT_COLUMNS:
+        assert _compression_of(connection, table, column) == {JSON_TEXT_COMPRESSION.upper()}, table
+    after = {table: connection.execute(f"SELECT * FROM {table}").fetchall()
+             for table, _ in _JSON_TEXT_COLUMNS}
+    assert after["events"] == before["events"]
+    assert after["profiles"] == sorted(before["profiles"])  # in seq order now
+    assert after["groups"] == before["groups"] and after["session_replay_chunks"] == before["session_replay_chunks"]
+    assert connection.execute("SELECT table_name FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' "
+                              "AND table_name IN ('groups', 'session_replay_chunks') ORDER BY 1").fetchall() == [
+        ("groups",), ("session_replay_chunks",)]
+    assert connection.execute("SELECT max(version) FROM schema_migrations").fetchone() == (len(MIGRATIONS),)
+
+
+def test_a_store_of_an_old_storage_version_is_migrated_without_compression(tmp_path: Path) -> None:
+    """A file made by DuckDB 1.x keeps storage version v1.0.0, which refuses zstd strings: the
+    migrations still apply, with DuckDB choosing the compression as before."""
+    path = str(tmp_path / "old-format.duckdb")
+    duckdb.connect(path, config={"storage_compatibility_version": "v1.0.0"}).close()
+    connection = duckdb.connect(path)
+
+    migrate(connection)
+    connection.execute("INSERT INTO events (seq, id, properties, created_at, received_at) "
+                       "VALUES (1, uuid(), '{\"a\":\"b\"}', now()::TIMESTAMP, now()::TIMESTAMP)")
+    connection.execute("CHECKPOINT")
+
+    assert connection.execute("SELECT max(version) FROM schema_migrations").fetchone() == (len(MIGRATIONS),)
+    assert JSON_TEXT_COMPRESSION.upper() not in _compression_of(connection, "events", "properties")
+    assert connection.execute("SELECT properties FROM events").fetchall() == [('{"a":"b"}',)]
