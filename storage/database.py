@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from storage.migrations import MIGRATIONS
-from storage.schema import JSON_TEXT_COMPRESSION, compression_clause
+from storage.schema import without_json_text_compression
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def migrate(connection: duckdb.DuckDBPyConnection) -> None:
         connection.execute("BEGIN")
         for statement in statements:
             if not compressible:
-                statement = statement.replace(compression_clause(JSON_TEXT_COMPRESSION), "")
+                statement = without_json_text_compression(statement)
             connection.execute(statement)
         connection.execute(
             "INSERT INTO schema_migrations VALUES (?, now()::TIMESTAMP)", [version]

@@ -23,10 +23,10 @@ class Column:
     @property
     def ddl(self) -> str:
         """The column's definition in CREATE TABLE."""
-        return f"{self.name} {self.sql_type}{compression_clause(self.compression)}"
+        return f"{self.name} {self.sql_type}{_compression_clause(self.compression)}"
 
 
-def compression_clause(method: str) -> str:
+def _compression_clause(method: str) -> str:
     return f" USING COMPRESSION {method}" if method else ""
 
 
@@ -36,6 +36,12 @@ def compression_clause(method: str) -> str:
 # 180k events of `bench/ingest.py --mix sparse`: 2.26 -> 1.24 s, 93 -> 20 MB). Needs a store
 # file of storage version v1.2.0 or later (`storage.database.migrate` leaves it out otherwise).
 JSON_TEXT_COMPRESSION = "zstd"
+
+
+def without_json_text_compression(ddl: str) -> str:
+    """`ddl` as made for a store file that cannot hold `JSON_TEXT_COMPRESSION` (and as releases
+    before migration 7 made every table)."""
+    return ddl.replace(_compression_clause(JSON_TEXT_COMPRESSION), "")
 
 
 _TEXT = ("VARCHAR NOT NULL DEFAULT ''", pa.string())

@@ -17,7 +17,7 @@ import msgspec
 from storage import ledger
 from storage.database import migrate
 from storage.migrations import MIGRATIONS
-from storage.schema import JSON_TEXT_COMPRESSION, SESSION_COLUMNS, compression_clause
+from storage.schema import JSON_TEXT_COMPRESSION, SESSION_COLUMNS, without_json_text_compression
 
 _T0 = 1_780_920_000_123  # epoch ms
 
@@ -41,7 +41,7 @@ def _migrated_to(path: Path, version: int) -> duckdb.DuckDBPyConnection:
     for applied, statements in enumerate(MIGRATIONS[:version], start=1):
         for statement in statements:
             if version < 7:
-                statement = statement.replace(compression_clause(JSON_TEXT_COMPRESSION), "")
+                statement = without_json_text_compression(statement)
             connection.execute(statement)
         connection.execute("INSERT INTO schema_migrations VALUES (?, now()::TIMESTAMP)", [applied])
     return connection
