@@ -166,6 +166,7 @@ class StorageWriter:
                 continue
             group = [first]
             rows = first.rows
+            call_next: _Job | None = None
             # Take whatever else is already waiting, up to the group limit, into one commit.
             while rows < _GROUP_ROW_LIMIT:
                 try:
@@ -176,11 +177,17 @@ class StorageWriter:
                     stopping = True
                     break
                 if job.call is not None:
-                    self._queue.put(job)  # calls run on their own, after this group
+                    # A call runs on its own, right after this group and before anything queued
+                    # after it. Put back at the end of the queue, it would be passed again by
+                    # every group while requests keep coming: under load the checkpoints, the
+                    # session closer and sync's ledger would wait for the load to stop.
+                    call_next = job
                     break
                 group.append(job)
                 rows += job.rows
             self._commit_group(group)
+            if call_next is not None:
+                self._run_call(call_next)
         self._drain_after_stop()
         self._close()
 

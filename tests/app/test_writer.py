@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import msgspec
 import pyarrow as pa
 import pytest
 
+from storage.store import Store
 from storage.write_request import EventRow, WriteRequest
 from storage.writer import StorageWriter
 
@@ -125,6 +127,34 @@ def test_checkpoint_runs_once_the_wal_is_big_enough(tmp_path: Path) -> None:
         writer.stop()
 
 
+def test_a_call_runs_before_the_writes_queued_after_it(tmp_path: Path) -> None:
+    """Scheduled work (checkpoints, the session closer, sync's ledger) keeps its place in line:
+    under a steady stream of requests it must not wait for the queue to run dry."""
+    writer = StorageWriter(str(tmp_path / "g.duckdb"), cache_dir=str(tmp_path / "cache"), duplicate_window_ms=10**9)
+    writer.start()
+    gate = threading.Event()
+
+    def events_committed(store: Store) -> int:
+        return int(store.connection.execute("SELECT count(*) FROM events").fetchone()[0])
+
+    async def scenario() -> int:
+        held = asyncio.ensure_future(writer.call(lambda store: gate.wait(10)))  # the writer is busy meanwhile
+        before = asyncio.ensure_future(writer.write(WriteRequest(events=[row("before", uuid_for(1))])))
+        call = asyncio.ensure_future(writer.call(events_committed))
+        after = [asyncio.ensure_future(writer.write(WriteRequest(events=[row("after", uuid_for(10 + n))])))
+                 for n in range(3)]
+        await asyncio.sleep(0.05)  # all four queued behind the held writer, in this order
+        gate.set()
+        await asyncio.gather(held, before, *after)
+        return await call
+
+    try:
+        assert asyncio.run(scenario()) == 1  # the write queued before it, none of those after
+        assert count(writer) == 4
+    finally:
+        writer.stop()
+
+
 def _view(number: int, session_id: str) -> EventRow:
     event = row("view", uuid_for(number))
     event.session_id = session_id
@@ -152,7 +182,6 @@ def test_sessions_written_long_ago_are_found_through_older_filter_segments(
     import numpy as np
 
     import storage.recent_ids
-    from storage.store import Store
 
     monkeypatch.setattr(storage.recent_ids, "_MIN_SEGMENT_IDS", 8)  # a segment per few commits
     path, cache = str(tmp_path / "g.duckdb"), str(tmp_path / "cache")
@@ -212,7 +241,6 @@ def test_profiles_stay_one_row_each_through_rewrites_filter_rebuilds_and_restart
 
     import storage.profiles
     import storage.recent_ids
-    from storage.store import Store
 
     monkeypatch.setattr(storage.recent_ids, "_MIN_SEGMENT_IDS", 8)  # a segment per few commits
     monkeypatch.setattr(storage.profiles, "_REBUILD_AFTER_IDS", 16)  # rebuilt every few commits
