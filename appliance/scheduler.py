@@ -9,6 +9,7 @@ runs again at its next time.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,10 @@ def _guarded(name: str, job: Callable[[], Awaitable[Any]]) -> Callable[[], Await
             await job()
         except Exception:  # the job wrapper: log, keep the schedule
             log.exception("scheduled job %s failed; it runs again at its next time", name)
+        except asyncio.CancelledError:
+            # The event loop ends with a job still waiting (for the writer, the upstream): not a
+            # failure, and APScheduler would log it as one, with a traceback, on every stop under load.
+            log.info("scheduled job %s stopped: the server is shutting down", name)
 
     return run
 
