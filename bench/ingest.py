@@ -32,6 +32,7 @@ Client and server share the machine, so figures are for comparing changes on the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import random
 import shutil
@@ -261,6 +262,28 @@ class Server:
             return self.process.wait()
 
 
+class WalWatcher:
+    """Samples the size of the store's WAL every 100 ms until stopped: the largest one shows
+    whether the scheduled checkpoints keep up with the load."""
+
+    def __init__(self, database: Path) -> None:
+        self.largest_bytes = 0
+        self._wal = Path(f"{database}.wal")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.1):
+            with contextlib.suppress(FileNotFoundError):  # none right after a checkpoint
+                self.largest_bytes = max(self.largest_bytes, self._wal.stat().st_size)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.largest_bytes
+
+
 def _hanging_upstream(folder: Path) -> tuple[subprocess.Popen[str], str]:
     """The test suite's ClickHouse HTTP front, told to hang every request (a dead-slow uplink)."""
     front = subprocess.Popen([sys.executable, str(REPO / "tests" / "upstream_front.py"), "--path", str(folder / "ch")],
@@ -330,6 +353,7 @@ def run_once(args: argparse.Namespace, templates: list[bytes]) -> dict[str, floa
                             failures.append(f"{response.status_code} {response.text[:200]}")
                     break
 
+    wal = WalWatcher(folder / "var" / "bench.duckdb")
     try:
         started = time.monotonic()
         threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
@@ -340,6 +364,7 @@ def run_once(args: argparse.Namespace, templates: list[bytes]) -> dict[str, floa
         wall = time.monotonic() - started
         peak_rss, server_cpu = server.peak_rss_mib(), server.cpu_seconds()
     finally:
+        largest_wal = wal.stop()
         exit_code = server.stop()
         stored = _stored_events(folder / "var" / "bench.duckdb")
         # The whole file (sessions and profiles too) after the gateway's last checkpoint.
@@ -367,6 +392,7 @@ def run_once(args: argparse.Namespace, templates: list[bytes]) -> dict[str, floa
         "missing": accepted[0] - stored,
         "bytes_per_event": body_bytes[0] / max(1, len(latencies) * args.batch_size),
         "store_bytes_per_event": store_bytes / max(1, stored),
+        "largest_wal_mb": largest_wal / 1e6,
         "events": accepted[0],
         "failed_batches": len(failures),
         "exit_code": exit_code,
@@ -458,17 +484,18 @@ def main() -> None:
             f"{result['refused']} refused (503, p99 {result['refused_p99_ms']:.0f} ms), "
             f"{result['missing']} acknowledged but not stored, "
             f"{result['bytes_per_event']:.0f} B/event sent, {result['store_bytes_per_event']:.0f} B/event stored, "
+            f"WAL up to {result['largest_wal_mb']:,.0f} MB, "
             f"{result['events']:,} events, {result['failed_batches']} failed batches, server exit {result['exit_code']}"
         )
     if args.runs > 1:
         median = {
             key: statistics.median(r[key] for r in results)
-            for key in ("events_per_s", "p50_ms", "p99_ms", "peak_rss_mib", "cpu_us_per_event")
+            for key in ("events_per_s", "p50_ms", "p99_ms", "peak_rss_mib", "cpu_us_per_event", "largest_wal_mb")
         }
         print(
             f"median of {args.runs}: {median['events_per_s']:,.0f} events/s, p50 {median['p50_ms']:.0f} ms, "
             f"p99 {median['p99_ms']:.0f} ms, peak RSS {median['peak_rss_mib']:.0f} MiB, "
-            f"server CPU {median['cpu_us_per_event']:.0f} us/event "
+            f"server CPU {median['cpu_us_per_event']:.0f} us/event, WAL up to {median['largest_wal_mb']:,.0f} MB "
             f"({args.mix} mix, {args.clients} clients x {args.batch_size}-event batches, {args.seconds:.0f} s"
             f"{f', {args.rate:.0f} events/s offered' if args.rate else ''}"
             f"{f', store prefilled with {args.prefill:,} events' if args.prefill else ''})"

@@ -12,8 +12,13 @@ runs a prober posts a small batch every 50 ms: the worst and p99 latency of thos
 whether the pass holds up ingest (the writer it shares with them); the same probes for 5 s before
 the pass, with nothing else running, give the reference.
 
+With `--ingest-clients N`, N clients keep posting batches of the ingest benchmark's mix while
+the pass runs (a site that keeps sending while its backlog drains): the pass shares the writer
+with them, and the largest WAL seen during the pass shows whether checkpoints keep up.
+
     .venv/bin/python bench/sync.py --runs 3 --events 400000
     .venv/bin/python bench/sync.py --sessions-heavy --events 100000 --runs 3
+    .venv/bin/python bench/sync.py --events 200000 --ingest-clients 3
 
 A pass pays about a second once (the embedded engine's import, reading the upstream's tables,
 its first insert), so a small backlog shows that more than the rate: 100k events print about
@@ -39,7 +44,7 @@ import httpx
 import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import HEADERS, REPO, USER_AGENTS, Server, _batch_body, _templates, write_config
+from ingest import HEADERS, REPO, USER_AGENTS, Server, WalWatcher, _batch_body, _templates, write_config
 
 
 def _sessions_heavy_body(size: int, rng: random.Random, now: dt.datetime) -> bytes:
@@ -79,7 +84,40 @@ class _Prober:
         return self.latencies
 
 
-def run_once(events: int, batch_rows: int, sessions_heavy: bool = False) -> dict[str, float]:
+class _Ingest:
+    """`clients` threads posting 2000-event batches of the ingest mix until stopped, and the
+    largest WAL meanwhile."""
+
+    def __init__(self, url: str, clients: int, database: Path) -> None:
+        self.accepted = 0
+        self.largest_wal = 0
+        self._wal = WalWatcher(database)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._post, args=(url, number), daemon=True)
+                         for number in range(clients)]
+        for thread in self._threads:
+            thread.start()
+
+    def _post(self, url: str, number: int) -> None:
+        templates, rng = _templates(), random.Random(100 + number)
+        with httpx.Client(base_url=url, headers={**HEADERS, "user-agent": USER_AGENTS[0]}, timeout=120) as http:
+            while not self._stop.is_set():
+                response = http.post("/track/batch", content=_batch_body(templates, 2000, rng))
+                if response.status_code == 202:
+                    with self._lock:
+                        self.accepted += response.json()["accepted"]
+                else:  # load shed (503): wait as told
+                    self._stop.wait(float(response.headers.get("retry-after", "1")))
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+        self.largest_wal = self._wal.stop()
+
+
+def run_once(events: int, batch_rows: int, sessions_heavy: bool = False, ingest_clients: int = 0) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix="gateway-sync-bench-"))
     config = write_config(folder, f'[upstream]\nurl = "chdb://var/upstream"\n'
                                   f"[sync]\ninterval_seconds = 86400.0\nbatch_rows = {batch_rows}\n")
@@ -100,8 +138,14 @@ def run_once(events: int, batch_rows: int, sessions_heavy: bool = False) -> dict
                 time.sleep(5)
                 baseline = prober.stop()
             prober = _Prober(server.url) if sessions_heavy else None
+            database = folder / "var" / "bench.duckdb"
+            ingest = _Ingest(server.url, ingest_clients, database) if ingest_clients else None
             started = time.perf_counter()
-            result = http.post("/admin/sync", timeout=3600).json()
+            try:
+                result = http.post("/admin/sync", timeout=900).json()
+            finally:
+                if ingest:
+                    ingest.stop()
             elapsed = time.perf_counter() - started
             latencies = prober.stop() if prober else []
     finally:
@@ -111,6 +155,8 @@ def run_once(events: int, batch_rows: int, sessions_heavy: bool = False) -> dict
         raise RuntimeError(f"sync failed: {result['error']}")
     rows = sum(result["sent_rows"].values())
     figures = {"rows": rows, "seconds": elapsed, "rows_per_s": rows / elapsed, **result["sent_rows"]}
+    if ingest:
+        figures.update(ingested_during=ingest.accepted, largest_wal_mb=ingest.largest_wal / 1e6)
     if latencies:
         figures.update(probes=len(latencies), worst_ingest_ms=max(latencies) * 1000,
                        worst_idle_ingest_ms=max(baseline) * 1000,
@@ -126,14 +172,19 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--sessions-heavy", action="store_true",
                         help="one session per event, and ingest latency measured during the pass")
+    parser.add_argument("--ingest-clients", type=int, default=0,
+                        help="clients posting batches of the ingest mix while the pass runs")
     args = parser.parse_args()
     rates, worst = [], []
     for run in range(1, args.runs + 1):
-        figures = run_once(args.events, args.batch_rows, args.sessions_heavy)
+        figures = run_once(args.events, args.batch_rows, args.sessions_heavy, args.ingest_clients)
         rates.append(figures["rows_per_s"])
         line = (f"run {run}: {figures['rows']:,} rows in {figures['seconds']:.1f} s = "
                 f"{figures['rows_per_s']:,.0f} rows/s (events {figures.get('events', 0):,}, "
                 f"sessions {figures.get('sessions', 0):,})")
+        if "ingested_during" in figures:
+            line += (f"; {figures['ingested_during']:,} events ingested during the pass, "
+                     f"WAL up to {figures['largest_wal_mb']:,.0f} MB")
         if "worst_ingest_ms" in figures:
             worst.append(figures["worst_ingest_ms"])
             line += (f"; ingest during the pass: {figures['probes']} requests, "
