@@ -7,8 +7,8 @@ rows with the same token. Mutable tables (sessions, profiles, groups) are snapsh
 same transaction that records the batch (`storage.upstream_rows`).
 
 Two kinds of function, by where they run:
-- reads (`pending_batch`, `next_range`, `read_batch`, `backlog`) take a reader cursor of their
-  own and may be long; they never hold the writer;
+- reads (`newest_seqs`, `pending_batch`, `next_range`, `read_batch`, `backlog`) take a reader
+  cursor of their own and may be long; they never hold the writer;
 - writes (`record_batch`, `finish_batch`, `record_failure`) run on the writer thread, each one
   transaction of a few set-based statements (no loop over rows), so ingest commits never wait
   long behind them.
@@ -78,13 +78,21 @@ def pending_batch(reader: duckdb.DuckDBPyConnection, table: str, after_id: int =
     return Batch(table=table, **dict(zip(_BATCH_FIELDS, row[0], strict=True))) if row else None
 
 
-def next_range(reader: duckdb.DuckDBPyConnection, table: str, batch_rows: int) -> tuple[int, int] | None:
-    """The seq range of the next batch to record (at most `batch_rows` rows), or None."""
+def newest_seqs(reader: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Per table, the newest seq stored now (0 when empty): where a sync pass that begins now ends."""
+    return {table: int(reader.execute(f"SELECT coalesce(max(seq), 0) FROM {table}").fetchall()[0][0])  # noqa: S608
+            for table in TABLE_ORDER}
+
+
+def next_range(reader: duckdb.DuckDBPyConnection, table: str, batch_rows: int,
+               until_seq: int) -> tuple[int, int] | None:
+    """The seq range of the next batch to record (at most `batch_rows` rows, none past
+    `until_seq`), or None."""
     row = reader.execute(
         f"""SELECT min(seq), max(seq) FROM (
               SELECT seq FROM {table} WHERE seq > (SELECT coalesce(max(last_seq), 0) FROM sync_batches
-                                                   WHERE table_name = ?)
-              ORDER BY seq LIMIT ?)""", [table, batch_rows]).fetchall()  # noqa: S608 - table from TABLE_ORDER
+                                                   WHERE table_name = ?) AND seq <= ?
+              ORDER BY seq LIMIT ?)""", [table, until_seq, batch_rows]).fetchall()  # noqa: S608 - table from TABLE_ORDER
     first, last = row[0]
     return (int(first), int(last)) if first is not None else None
 

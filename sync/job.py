@@ -116,12 +116,15 @@ class SyncJob:
                 targets = await asyncio.to_thread(self._targets)
                 result.problems = [problem for target in targets.values() for problem in target.plan.problems]
                 self._report(result.problems)
+                # A pass forwards what is stored as it begins; rows stored meanwhile go with the next
+                # one, so a site sending as fast as the pass forwards cannot keep it on one table.
+                until = await asyncio.to_thread(self._newest_seqs)
                 for table in TABLE_ORDER:
                     target = targets[table]
                     if target.plan.problems:
                         continue
                     budget = None if max_batches is None else max_batches - batches
-                    batches += await self._send_table(table, target, result, budget, progress)
+                    batches += await self._send_table(table, target, result, budget, until[table], progress)
                 self._failures = 0
             except UpstreamError as exc:
                 self._failures += 1
@@ -149,8 +152,9 @@ class SyncJob:
             self._reported_problems = problems
 
     async def _send_table(self, table: str, target: _Target, result: PassResult, budget: int | None,
-                          progress: Callable[[str, int], None] | None) -> int:
-        """Send `table`'s batches (at most `budget`); returns how many were sent.
+                          until_seq: int, progress: Callable[[str, int], None] | None) -> int:
+        """Send `table`'s batches (at most `budget`, none past `until_seq` but those already
+        pending); returns how many were sent.
 
         Events and replay chunks are pipelined: while one batch is on its way upstream, the next
         is recorded and read from DuckDB, so the local read and the upstream's work overlap
@@ -158,11 +162,11 @@ class SyncJob:
         what the batch before it left upstream (`finish_batch`).
         """
         sent = 0
-        upcoming = await self._next_batch(table, None) if budget != 0 else None
+        upcoming = await self._next_batch(table, None, until_seq) if budget != 0 else None
         while upcoming is not None:
             batch, rows = upcoming
             more = budget is None or sent + 1 < budget
-            prefetch = (asyncio.ensure_future(self._next_batch(table, batch))
+            prefetch = (asyncio.ensure_future(self._next_batch(table, batch, until_seq))
                         if more and table not in SNAPSHOTTED else None)
             try:
                 await self._send_batch(batch, rows, target, result)
@@ -180,12 +184,13 @@ class SyncJob:
             if prefetch is not None:
                 upcoming = await prefetch
             else:
-                upcoming = await self._next_batch(table, batch) if more else None
+                upcoming = await self._next_batch(table, batch, until_seq) if more else None
         return sent
 
-    async def _next_batch(self, table: str, after: Batch | None) -> tuple[Batch, pa.Table] | None:
-        """The batch after `after` (the oldest pending one, else a new one recorded now), with its rows."""
-        batch = await asyncio.to_thread(self._pending_or_next_range, table, after.id if after else 0)
+    async def _next_batch(self, table: str, after: Batch | None, until_seq: int) -> tuple[Batch, pa.Table] | None:
+        """The batch after `after` (the oldest pending one, else a new one recorded now of rows
+        up to `until_seq`), with its rows."""
+        batch = await asyncio.to_thread(self._pending_or_next_range, table, after.id if after else 0, until_seq)
         if batch is None:
             return None
         if isinstance(batch, tuple):
@@ -238,11 +243,19 @@ class SyncJob:
                     upstream.database, table.name)
         return dataclasses.replace(table, dedup_window=DEDUPLICATION_WINDOW)
 
-    def _pending_or_next_range(self, table: str, after_id: int) -> Batch | tuple[int, int] | None:
+    def _newest_seqs(self) -> dict[str, int]:
+        reader = self._writer.reader()
+        try:
+            return ledger.newest_seqs(reader)
+        finally:
+            reader.close()
+
+    def _pending_or_next_range(self, table: str, after_id: int, until_seq: int) -> Batch | tuple[int, int] | None:
         reader = self._writer.reader()
         try:
             limit = min(self._batch_rows, SNAPSHOT_BATCH_ROWS) if table in SNAPSHOTTED else self._batch_rows
-            return ledger.pending_batch(reader, table, after_id) or ledger.next_range(reader, table, limit)
+            return (ledger.pending_batch(reader, table, after_id)
+                    or ledger.next_range(reader, table, limit, until_seq))
         finally:
             reader.close()
 

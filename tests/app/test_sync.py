@@ -245,6 +245,28 @@ def test_ingest_goes_on_while_the_upstream_hangs(site: Site) -> None:
     assert site.up("SELECT count(), uniqExact(id) FROM UP.events") == [(10_002, 10_002)]
 
 
+def test_a_pass_forwards_what_was_stored_when_it_began(site: Site) -> None:
+    """Rows stored while a pass runs wait for the next pass: a site that keeps sending as fast
+    as the pass forwards cannot keep the pass on `events` forever, with sessions and profiles
+    never reached."""
+    site.post([track(f"e{i}", insert_id=f"begun-{i}") for i in range(600)])  # 601 rows with the session start
+    FaultyUpstream.hang = threading.Event()
+    first: dict[str, Any] = {}
+    syncing = threading.Thread(target=lambda: first.update(site.sync()))
+    syncing.start()
+    time.sleep(0.2)  # the pass is now stuck in its first insert
+    # From another device: a session of its own, so the first one stays as it was.
+    site.post([track(f"later{i}", insert_id=f"later-{i}", __deviceId="kiosk-2") for i in range(1000)])
+    FaultyUpstream.hang.set()
+    syncing.join(60)
+    assert first["error"] is None
+    assert (first["sent_rows"]["events"], first["sent_rows"]["sessions"]) == (601, 1)
+    second = site.sync()
+    assert second["error"] is None
+    assert (second["sent_rows"]["events"], second["sent_rows"]["sessions"]) == (1001, 1)
+    assert site.up("SELECT count(), uniqExact(id) FROM UP.events") == [(1602, 1602)]
+
+
 def test_retention_deletes_forwarded_rows_only(site: Site, clock: Clock) -> None:
     site.post([track(f"old{i}", insert_id=f"ret-{i}") for i in range(10)])
     site.sync()
