@@ -212,7 +212,7 @@ def _batch_body(templates: list[bytes], size: int, rng: random.Random) -> bytes:
 class Server:
     """The gateway as a subprocess on a free port."""
 
-    def __init__(self, folder: Path, python: str = sys.executable) -> None:
+    def __init__(self, folder: Path, python: str = sys.executable, log: Path | None = None) -> None:
         config = folder / "config.toml"
         if not config.exists():
             write_config(folder)
@@ -232,7 +232,8 @@ class Server:
         else:
             raise RuntimeError("server did not start:\n" + "".join(seen))
         self.url = line.split()[-1]
-        threading.Thread(target=self.process.stdout.read, daemon=True).start()  # keep the pipe drained
+        # Keep the pipe drained; with `log`, into that file (appended: one file for several runs).
+        threading.Thread(target=self._drain, args=([*seen, line], log), daemon=True).start()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -241,6 +242,16 @@ class Server:
             except httpx.TransportError:
                 time.sleep(0.1)
         raise RuntimeError("server never became ready")
+
+    def _drain(self, head: list[str], log: Path | None) -> None:
+        assert self.process.stdout is not None
+        if log is None:
+            self.process.stdout.read()
+            return
+        with log.open("a") as file:
+            file.writelines(head)
+            for line in self.process.stdout:
+                file.write(line)
 
     def peak_rss_mib(self) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -310,7 +321,7 @@ def run_once(args: argparse.Namespace, templates: list[bytes]) -> dict[str, floa
         started = time.perf_counter()
         prefill(folder / "var" / "bench.duckdb", args.prefill)
         print(f"  prefilled {args.prefill:,} events in {time.perf_counter() - started:.0f} s", flush=True)
-    server = Server(folder, args.server_python)
+    server = Server(folder, args.server_python, args.server_log)
     latencies: list[float] = []
     refused_latencies: list[float] = []
     accepted, failures, body_bytes = [0], [], [0]
@@ -471,6 +482,7 @@ def main() -> None:
     parser.add_argument("--prefill", type=int, default=0, help="seed the store with this many events first")
     parser.add_argument("--max-pending-events", type=int, default=0,
                         help="limits.max_pending_events (load shedding); default: the gateway's")
+    parser.add_argument("--server-log", type=Path, help="append the server's log to this file")
     args = parser.parse_args()
     templates = _templates(mix=args.mix)
     results = []

@@ -117,13 +117,14 @@ class _Ingest:
         self.largest_wal = self._wal.stop()
 
 
-def run_once(events: int, batch_rows: int, sessions_heavy: bool = False, ingest_clients: int = 0) -> dict[str, float]:
+def run_once(events: int, batch_rows: int, sessions_heavy: bool = False, ingest_clients: int = 0,
+             server_log: Path | None = None) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix="gateway-sync-bench-"))
     config = write_config(folder, f'[upstream]\nurl = "chdb://var/upstream"\n'
                                   f"[sync]\ninterval_seconds = 86400.0\nbatch_rows = {batch_rows}\n")
     subprocess.run([sys.executable, "-m", "appliance", "upstream-init", "--config", str(config)],
                    cwd=REPO, check=True, capture_output=True)
-    server = Server(folder)
+    server = Server(folder, log=server_log)
     try:
         templates, rng, now = _templates(), random.Random(3), dt.datetime.now(dt.UTC)
         with httpx.Client(base_url=server.url, headers={**HEADERS, "user-agent": USER_AGENTS[0]},
@@ -174,10 +175,11 @@ def main() -> None:
                         help="one session per event, and ingest latency measured during the pass")
     parser.add_argument("--ingest-clients", type=int, default=0,
                         help="clients posting batches of the ingest mix while the pass runs")
+    parser.add_argument("--server-log", type=Path, help="append the server's log to this file")
     args = parser.parse_args()
     rates, worst = [], []
     for run in range(1, args.runs + 1):
-        figures = run_once(args.events, args.batch_rows, args.sessions_heavy, args.ingest_clients)
+        figures = run_once(args.events, args.batch_rows, args.sessions_heavy, args.ingest_clients, args.server_log)
         rates.append(figures["rows_per_s"])
         line = (f"run {run}: {figures['rows']:,} rows in {figures['seconds']:.1f} s = "
                 f"{figures['rows_per_s']:,.0f} rows/s (events {figures.get('events', 0):,}, "
