@@ -1,8 +1,8 @@
 """Opening the DuckDB file: settings, migrations, and the daily salts (docs/contract.md §5.1, §8).
 
 Input: the file's path. Output: a migrated connection for the writer thread. Automatic
-checkpoints are moved out of commits (the writer checkpoints when no request waits), and the
-WAL stays fsynced on every commit, which is what makes a 2xx mean "on disk".
+checkpoints are moved out of commits (a scheduled job checkpoints through the writer, between
+commits), and the WAL stays fsynced on every commit, which is what makes a 2xx mean "on disk".
 """
 
 from __future__ import annotations
