@@ -158,33 +158,57 @@ class SyncJob:
 
         Events and replay chunks are pipelined: while one batch is on its way upstream, the next
         is recorded and read from DuckDB, so the local read and the upstream's work overlap
-        (`bench/sync.py`). A snapshotted table is not: its next snapshot's cancel rows must see
-        what the batch before it left upstream (`finish_batch`).
+        (`bench/sync.py`), and a confirmed batch is marked done on the writer while the next one
+        is sent, so a writer busy with ingest or a checkpoint does not hold the upstream idle. A
+        snapshotted table is not: its next snapshot's cancel rows must see what the batch before
+        it left upstream (`finish_batch`).
         """
+        pipelined = table not in SNAPSHOTTED
         sent = 0
-        upcoming = await self._next_batch(table, None, until_seq) if budget != 0 else None
-        while upcoming is not None:
-            batch, rows = upcoming
-            more = budget is None or sent + 1 < budget
-            prefetch = (asyncio.ensure_future(self._next_batch(table, batch, until_seq))
-                        if more and table not in SNAPSHOTTED else None)
-            try:
-                await self._send_batch(batch, rows, target, result)
-            except BaseException:
+        finishing: asyncio.Future[None] | None = None  # the last confirmed batch, being marked done
+        try:
+            upcoming = await self._next_batch(table, None, until_seq) if budget != 0 else None
+            while upcoming is not None:
+                batch, rows = upcoming
+                more = budget is None or sent + 1 < budget
+                prefetch = (asyncio.ensure_future(self._next_batch(table, batch, until_seq))
+                            if more and pipelined else None)
+                try:
+                    refused = await self._insert(batch, rows, target)
+                except BaseException:
+                    if prefetch is not None:
+                        # The prefetched batch stays pending, for the next pass; the send's error is
+                        # the one to report.
+                        await asyncio.wait([prefetch])
+                        if not prefetch.cancelled():
+                            prefetch.exception()
+                    raise
+                sent += 1
+                done: asyncio.Future[None] | None = asyncio.ensure_future(self._finish(batch, refused, result))
+                if pipelined:
+                    # This batch is marked done while the next one goes up; the one before it must
+                    # be done by now.
+                    done, finishing = finishing, done
+                if done is not None:
+                    await done
+                    if progress is not None:
+                        progress(table, result.sent_rows.get(table, 0))
                 if prefetch is not None:
-                    # The prefetched batch stays pending, for the next pass; the send's error is the
-                    # one to report.
-                    await asyncio.wait([prefetch])
-                    if not prefetch.cancelled():
-                        prefetch.exception()
-                raise
-            sent += 1
+                    upcoming = await prefetch
+                else:
+                    upcoming = await self._next_batch(table, batch, until_seq) if more else None
+        except BaseException:
+            if finishing is not None:
+                # The confirmed batch is marked done before the pass reports its failure (its writer
+                # call was queued before the failure's record); the first error is the one reported.
+                await asyncio.wait([finishing])
+                if not finishing.cancelled():
+                    finishing.exception()
+            raise
+        if finishing is not None:
+            await finishing
             if progress is not None:
                 progress(table, result.sent_rows.get(table, 0))
-            if prefetch is not None:
-                upcoming = await prefetch
-            else:
-                upcoming = await self._next_batch(table, batch, until_seq) if more else None
         return sent
 
     async def _next_batch(self, table: str, after: Batch | None, until_seq: int) -> tuple[Batch, pa.Table] | None:
@@ -200,13 +224,17 @@ class SyncJob:
                 lambda store: ledger.record_batch(store, table, first, last, self._gateway_id, now))
         return batch, await asyncio.to_thread(self._read, batch)
 
-    async def _send_batch(self, batch: Batch, rows: pa.Table, target: _Target, result: PassResult) -> None:
+    async def _insert(self, batch: Batch, rows: pa.Table, target: _Target) -> list[Refused]:
+        """Send one batch; returns its refused rows, or records the failure and raises it."""
         try:
-            refused = await asyncio.to_thread(self._send, batch, rows, target)
+            return await asyncio.to_thread(self._send, batch, rows, target)
         except UpstreamError as exc:
             message, ambiguous = str(exc), exc.ambiguous
             await self._writer.call(lambda store: ledger.record_failure(store, batch, message, ambiguous))
             raise
+
+    async def _finish(self, batch: Batch, refused: list[Refused], result: PassResult) -> None:
+        """Mark a confirmed batch done (with the quarantine of its refused rows) and count it."""
         done_at = self._clock()
         await self._writer.call(lambda store: ledger.finish_batch(store, batch, refused, done_at))
         result.sent_rows[batch.table] = result.sent_rows.get(batch.table, 0) + max(0, batch.row_count - len(refused))

@@ -38,6 +38,7 @@ class FaultyUpstream(Upstream):
     lose_answers = 0
     refuse_after: int | None = None  # inserts let through before refusing (then every one is refused)
     hang: threading.Event | None = None  # while set to an unset Event, inserts wait for it
+    inserts = 0  # inserts that succeeded
 
     def insert_arrow(self, table: str, rows: Any, token: str, **how: Any) -> None:
         self._before()
@@ -54,6 +55,7 @@ class FaultyUpstream(Upstream):
             raise UpstreamError("Connection refused", retryable=True)
 
     def _after(self) -> None:
+        FaultyUpstream.inserts += 1
         if FaultyUpstream.lose_answers:
             FaultyUpstream.lose_answers -= 1
             raise UpstreamError("timed out reading the response", retryable=True, ambiguous=True)
@@ -75,6 +77,16 @@ class Site:
         with self.http.portal() as portal:
             result = portal.call(self.http.app.state.gateway.sync.run_once)
         return dict(msgspec.to_builtins(result))
+
+    def hold_writer(self, until: threading.Event) -> threading.Thread:
+        """Keep the writer thread busy (as a long commit or checkpoint does) until `until` is set."""
+        def hold() -> None:
+            with self.http.portal() as portal:
+                portal.call(self.http.app.state.gateway.writer.call, lambda store: until.wait(30))
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        return holder
 
     def status(self) -> dict[str, Any]:
         with self.http.portal() as portal:
@@ -115,7 +127,7 @@ def site(request: pytest.FixtureRequest, tmp_path: Path, chdb_folder: Path, cloc
         tmp_path, upstream={"url": url, "database": database, "set_deduplication_window": may_set_window},
         sync={"interval_seconds": 3600.0, "batch_rows": 500}))
     FaultyUpstream.refuse, FaultyUpstream.lose_answers, FaultyUpstream.hang = False, 0, None
-    FaultyUpstream.refuse_after = None
+    FaultyUpstream.refuse_after, FaultyUpstream.inserts = None, 0
     with TestClient(app=create_app(settings, clock=clock)) as client:
         client.app.state.gateway.sync._connect = lambda: FaultyUpstream(url, database)
         yield Site(client, upstream)
@@ -265,6 +277,36 @@ def test_a_pass_forwards_what_was_stored_when_it_began(site: Site) -> None:
     assert second["error"] is None
     assert (second["sent_rows"]["events"], second["sent_rows"]["sessions"]) == (1001, 1)
     assert site.up("SELECT count(), uniqExact(id) FROM UP.events") == [(1602, 1602)]
+
+
+def test_the_next_batch_goes_up_while_the_writer_is_busy(site: Site) -> None:
+    """A confirmed batch is marked done on the writer while the next one is sent: a writer busy
+    with ingest commits or a checkpoint does not hold the upstream idle."""
+    site.post([track(f"e{i}", insert_id=f"busy-{i}") for i in range(1200)])  # 3 batches of 500
+    FaultyUpstream.hang = threading.Event()
+    answer: dict[str, Any] = {}
+    syncing = threading.Thread(target=lambda: answer.update(site.sync()))
+    syncing.start()
+    time.sleep(0.3)  # stuck in the first insert, the second batch recorded and read meanwhile
+    writer_free = threading.Event()
+    holder = site.hold_writer(writer_free)
+    try:
+        time.sleep(0.2)
+        FaultyUpstream.hang.set()
+        deadline = time.monotonic() + 10
+        while FaultyUpstream.inserts < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert FaultyUpstream.inserts == 2  # the first batch not yet marked done, the second one sent
+    finally:
+        writer_free.set()
+        holder.join(30)
+        syncing.join(60)
+    assert answer["error"] is None and answer["sent_rows"]["events"] == 1201
+    assert site.up("SELECT count(), uniqExact(id) FROM UP.events") == [(1201, 1201)]
+    reader = site.http.app.state.gateway.writer.reader()
+    statuses = reader.execute("SELECT DISTINCT status FROM sync_batches WHERE table_name = 'events'").fetchall()
+    reader.close()
+    assert statuses == [("done",)]
 
 
 def test_retention_deletes_forwarded_rows_only(site: Site, clock: Clock) -> None:
