@@ -287,7 +287,10 @@ def test_the_next_batch_goes_up_while_the_writer_is_busy(site: Site) -> None:
     answer: dict[str, Any] = {}
     syncing = threading.Thread(target=lambda: answer.update(site.sync()))
     syncing.start()
-    time.sleep(0.3)  # stuck in the first insert, the second batch recorded and read meanwhile
+    # Stuck in the first insert; the second batch is recorded (on the writer) and read meanwhile.
+    deadline = time.monotonic() + 10
+    while _batches_recorded(site, "events") < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     writer_free = threading.Event()
     holder = site.hold_writer(writer_free)
     try:
@@ -303,10 +306,16 @@ def test_the_next_batch_goes_up_while_the_writer_is_busy(site: Site) -> None:
         syncing.join(60)
     assert answer["error"] is None and answer["sent_rows"]["events"] == 1201
     assert site.up("SELECT count(), uniqExact(id) FROM UP.events") == [(1201, 1201)]
+    assert _batches_recorded(site, "events", "done") == _batches_recorded(site, "events") == 3
+
+
+def _batches_recorded(site: Site, table: str, status: str | None = None) -> int:
     reader = site.http.app.state.gateway.writer.reader()
-    statuses = reader.execute("SELECT DISTINCT status FROM sync_batches WHERE table_name = 'events'").fetchall()
-    reader.close()
-    assert statuses == [("done",)]
+    try:
+        return int(reader.execute("SELECT count(*) FROM sync_batches WHERE table_name = ? AND status = coalesce(?, status)",
+                                  [table, status]).fetchall()[0][0])
+    finally:
+        reader.close()
 
 
 def test_retention_deletes_forwarded_rows_only(site: Site, clock: Clock) -> None:
