@@ -25,6 +25,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -179,9 +180,7 @@ class SyncJob:
                     if prefetch is not None:
                         # The prefetched batch stays pending, for the next pass; the send's error is
                         # the one to report.
-                        await asyncio.wait([prefetch])
-                        if not prefetch.cancelled():
-                            prefetch.exception()
+                        await _settled(prefetch)
                     raise
                 sent += 1
                 done: asyncio.Future[None] | None = asyncio.ensure_future(self._finish(batch, refused, result))
@@ -201,9 +200,7 @@ class SyncJob:
             if finishing is not None:
                 # The confirmed batch is marked done before the pass reports its failure (its writer
                 # call was queued before the failure's record); the first error is the one reported.
-                await asyncio.wait([finishing])
-                if not finishing.cancelled():
-                    finishing.exception()
+                await _settled(finishing)
             raise
         if finishing is not None:
             await finishing
@@ -349,6 +346,13 @@ class SyncJob:
         if self._upstream is not None:
             self._upstream.close()
             self._upstream = None
+
+
+async def _settled(future: asyncio.Future[Any]) -> None:
+    """Wait for `future` to end, its error (if any) taken as seen: another error is the one reported."""
+    await asyncio.wait([future])
+    if not future.cancelled():
+        future.exception()
 
 
 def _log_pass(result: PassResult, retry_in_seconds: float) -> None:
