@@ -19,6 +19,7 @@ A refused block is split until the refused rows are alone; they go to the quaran
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import logging
 import random
@@ -52,6 +53,11 @@ log = logging.getLogger(__name__)
 _MAX_BACKOFF_SECONDS = 300.0
 # Keys per reconciliation query: keeps each request far below HTTP servers' URL limits.
 _LOOKUP_CHUNK = 2000
+# Batches of events or replay chunks recorded ahead of the one being sent (`_send_pipelined`):
+# about two seconds of sending at 50,000 rows a batch, what a checkpoint may hold the writer.
+_RECORDED_AHEAD = 4
+
+Progress = Callable[[str, int], None]  # (table, rows of it sent so far in this pass)
 
 
 @dataclass
@@ -105,7 +111,7 @@ class SyncJob:
             return
         await self.run_once()
 
-    async def run_once(self, progress: Callable[[str, int], None] | None = None,
+    async def run_once(self, progress: Progress | None = None,
                        max_batches: int | None = None) -> PassResult:
         """Send every table's backlog now (or `max_batches` batches); returns what was sent."""
         async with self._lock:
@@ -153,73 +159,112 @@ class SyncJob:
             self._reported_problems = problems
 
     async def _send_table(self, table: str, target: _Target, result: PassResult, budget: int | None,
-                          until_seq: int, progress: Callable[[str, int], None] | None) -> int:
+                          until_seq: int, progress: Progress | None) -> int:
         """Send `table`'s batches (at most `budget`, none past `until_seq` but those already
-        pending); returns how many were sent.
+        pending); returns how many were sent."""
+        if budget == 0:
+            return 0
+        if table in SNAPSHOTTED:
+            return await self._send_in_turn(table, target, result, budget, until_seq, progress)
+        return await self._send_pipelined(table, target, result, budget, until_seq, progress)
 
-        Events and replay chunks are pipelined: while one batch is on its way upstream, the next
-        is recorded and read from DuckDB, so the local read and the upstream's work overlap
-        (`bench/sync.py`), and a confirmed batch is marked done on the writer while the next one
-        is sent, so a writer busy with ingest or a checkpoint does not hold the upstream idle. A
-        snapshotted table is not: its next snapshot's cancel rows must see what the batch before
-        it left upstream (`finish_batch`).
-        """
-        pipelined = table not in SNAPSHOTTED
+    async def _send_in_turn(self, table: str, target: _Target, result: PassResult, budget: int | None,
+                            until_seq: int, progress: Progress | None) -> int:
+        """One batch after the other: a snapshotted table's next snapshot (its cancel rows) must
+        see what the batch before it left upstream (`ledger.finish_batch`)."""
         sent = 0
-        finishing: asyncio.Future[None] | None = None  # the last confirmed batch, being marked done
-        try:
-            upcoming = await self._next_batch(table, None, until_seq) if budget != 0 else None
-            while upcoming is not None:
-                batch, rows = upcoming
-                more = budget is None or sent + 1 < budget
-                prefetch = (asyncio.ensure_future(self._next_batch(table, batch, until_seq))
-                            if more and pipelined else None)
-                try:
-                    refused = await self._insert(batch, rows, target)
-                except BaseException:
-                    if prefetch is not None:
-                        # The prefetched batch stays pending, for the next pass; the send's error is
-                        # the one to report.
-                        await _settled(prefetch)
-                    raise
-                sent += 1
-                done: asyncio.Future[None] | None = asyncio.ensure_future(self._finish(batch, refused, result))
-                if pipelined:
-                    # This batch is marked done while the next one goes up; the one before it must
-                    # be done by now.
-                    done, finishing = finishing, done
-                if done is not None:
-                    await done
-                    if progress is not None:
-                        progress(table, result.sent_rows.get(table, 0))
-                if prefetch is not None:
-                    upcoming = await prefetch
-                else:
-                    upcoming = await self._next_batch(table, batch, until_seq) if more else None
-        except BaseException:
-            if finishing is not None:
-                # The confirmed batch is marked done before the pass reports its failure (its writer
-                # call was queued before the failure's record); the first error is the one reported.
-                await _settled(finishing)
-            raise
-        if finishing is not None:
-            await finishing
+        after = 0
+        while budget is None or sent < budget:
+            batch = await self._next_recorded(table, after, until_seq)
+            if batch is None:
+                break
+            rows = await asyncio.to_thread(self._read, batch)
+            refused = await self._insert(batch, rows, target)
+            await self._finish(batch, refused, result)
+            sent += 1
+            after = batch.id
             if progress is not None:
                 progress(table, result.sent_rows.get(table, 0))
         return sent
 
-    async def _next_batch(self, table: str, after: Batch | None, until_seq: int) -> tuple[Batch, pa.Table] | None:
-        """The batch after `after` (the oldest pending one, else a new one recorded now of rows
-        up to `until_seq`), with its rows."""
-        batch = await asyncio.to_thread(self._pending_or_next_range, table, after.id if after else 0, until_seq)
+    async def _send_pipelined(self, table: str, target: _Target, result: PassResult, budget: int | None,
+                              until_seq: int, progress: Progress | None) -> int:
+        """Events and replay chunks: three things overlap (`bench/sync.py`).
+
+        - A recorder keeps up to `_RECORDED_AHEAD` batches recorded ahead of the one being sent,
+          so a writer busy for a few seconds (ingest commits, a checkpoint) does not hold the
+          upstream idle: the batches recorded before it went busy are sent meanwhile.
+        - The next batch is read from DuckDB while one is on its way upstream.
+        - A confirmed batch is marked done on the writer while the next ones are sent; the marks
+          are writer calls, so they land in order, and progress is reported in that order.
+        """
+        recorded: asyncio.Queue[Batch | Exception | None] = asyncio.Queue(maxsize=_RECORDED_AHEAD)
+        recorder = asyncio.ensure_future(self._record_ahead(table, budget, until_seq, recorded))
+        reading: asyncio.Future[tuple[Batch, pa.Table] | None] | None = None
+        finishing: collections.deque[asyncio.Future[None]] = collections.deque()
+        sent = 0
+        try:
+            reading = asyncio.ensure_future(self._take_and_read(recorded))
+            while (upcoming := await reading) is not None:
+                batch, rows = upcoming
+                reading = asyncio.ensure_future(self._take_and_read(recorded))
+                refused = await self._insert(batch, rows, target)
+                sent += 1
+                finishing.append(asyncio.ensure_future(self._finish(batch, refused, result)))
+                while finishing and finishing[0].done():
+                    await _reported(finishing.popleft(), table, result, progress)
+            await recorder
+        except BaseException:
+            # The first error is the one reported. Batches recorded but not sent stay pending, for
+            # the next pass; the confirmed ones are marked done before the pass reports its failure
+            # (their writer calls were queued before the failure's record).
+            recorder.cancel()
+            for future in (recorder, reading, *finishing):
+                if future is not None:
+                    await _settled(future)
+            raise
+        while finishing:
+            await _reported(finishing.popleft(), table, result, progress)
+        return sent
+
+    async def _record_ahead(self, table: str, budget: int | None, until_seq: int,
+                            recorded: asyncio.Queue[Batch | Exception | None]) -> None:
+        """Put the table's batches into `recorded` in order (pending ones first, then new ones),
+        then None; an error ends the sequence in its place."""
+        after = 0
+        count = 0
+        try:
+            while budget is None or count < budget:
+                batch = await self._next_recorded(table, after, until_seq)
+                if batch is None:
+                    break
+                await recorded.put(batch)
+                after = batch.id
+                count += 1
+        except Exception as exc:  # noqa: BLE001 - not caught: the sender raises it when it comes to it
+            await recorded.put(exc)
+            return
+        await recorded.put(None)
+
+    async def _take_and_read(self, recorded: asyncio.Queue[Batch | Exception | None]) -> tuple[Batch, pa.Table] | None:
+        """The next recorded batch with its rows, or None after the last."""
+        batch = await recorded.get()
+        if isinstance(batch, Exception):
+            raise batch
         if batch is None:
             return None
-        if isinstance(batch, tuple):
-            first, last = batch
-            now = self._clock()
-            batch = await self._writer.call(
-                lambda store: ledger.record_batch(store, table, first, last, self._gateway_id, now))
         return batch, await asyncio.to_thread(self._read, batch)
+
+    async def _next_recorded(self, table: str, after_id: int, until_seq: int) -> Batch | None:
+        """The oldest pending batch recorded after batch `after_id`, else a new one recorded now
+        of rows up to `until_seq`; None when there is neither."""
+        batch = await asyncio.to_thread(self._pending_or_next_range, table, after_id, until_seq)
+        if not isinstance(batch, tuple):
+            return batch
+        first, last = batch
+        now = self._clock()
+        return await self._writer.call(
+            lambda store: ledger.record_batch(store, table, first, last, self._gateway_id, now))
 
     async def _insert(self, batch: Batch, rows: pa.Table, target: _Target) -> list[Refused]:
         """Send one batch; returns its refused rows, or records the failure and raises it."""
@@ -346,6 +391,13 @@ class SyncJob:
         if self._upstream is not None:
             self._upstream.close()
             self._upstream = None
+
+
+async def _reported(done: asyncio.Future[None], table: str, result: PassResult, progress: Progress | None) -> None:
+    """Wait for a batch's mark as done, then report the table's progress."""
+    await done
+    if progress is not None:
+        progress(table, result.sent_rows.get(table, 0))
 
 
 async def _settled(future: asyncio.Future[Any]) -> None:

@@ -279,34 +279,51 @@ def test_a_pass_forwards_what_was_stored_when_it_began(site: Site) -> None:
     assert site.up("SELECT count(), uniqExact(id) FROM UP.events") == [(1602, 1602)]
 
 
-def test_the_next_batch_goes_up_while_the_writer_is_busy(site: Site) -> None:
-    """A confirmed batch is marked done on the writer while the next one is sent: a writer busy
-    with ingest commits or a checkpoint does not hold the upstream idle."""
-    site.post([track(f"e{i}", insert_id=f"busy-{i}") for i in range(1200)])  # 3 batches of 500
+def test_batches_recorded_ahead_go_up_while_the_writer_is_busy(site: Site) -> None:
+    """A writer busy with ingest commits or a checkpoint does not hold the upstream idle: the
+    batches recorded before it went busy are all sent meanwhile, and the confirmed ones are
+    marked done once it is free."""
+    site.post([track(f"e{i}", insert_id=f"ahead-{i}") for i in range(2000)])  # 5 batches of at most 500
     FaultyUpstream.hang = threading.Event()
     answer: dict[str, Any] = {}
     syncing = threading.Thread(target=lambda: answer.update(site.sync()))
     syncing.start()
-    # Stuck in the first insert; the second batch is recorded (on the writer) and read meanwhile.
+    # Stuck in the first insert; the other four are recorded ahead meanwhile.
     deadline = time.monotonic() + 10
-    while _batches_recorded(site, "events") < 2 and time.monotonic() < deadline:
+    while _batches_recorded(site, "events") < 5 and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert _batches_recorded(site, "events") == 5
     writer_free = threading.Event()
     holder = site.hold_writer(writer_free)
     try:
         time.sleep(0.2)
         FaultyUpstream.hang.set()
         deadline = time.monotonic() + 10
-        while FaultyUpstream.inserts < 2 and time.monotonic() < deadline:
+        while FaultyUpstream.inserts < 5 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert FaultyUpstream.inserts == 2  # the first batch not yet marked done, the second one sent
+        assert FaultyUpstream.inserts == 5  # every batch sent, none marked done yet
+        assert _batches_recorded(site, "events", "done") == 0
+        assert syncing.is_alive()  # the pass ends once its batches are marked done
     finally:
         writer_free.set()
         holder.join(30)
         syncing.join(60)
-    assert answer["error"] is None and answer["sent_rows"]["events"] == 1201
-    assert site.up("SELECT count(), uniqExact(id) FROM UP.events") == [(1201, 1201)]
-    assert _batches_recorded(site, "events", "done") == _batches_recorded(site, "events") == 3
+    assert answer["error"] is None and answer["sent_rows"]["events"] == 2001
+    assert site.up("SELECT count(), uniqExact(id) FROM UP.events") == [(2001, 2001)]
+    assert _batches_recorded(site, "events", "done") == 5
+
+
+def test_a_failed_insert_leaves_the_batches_recorded_ahead_for_the_next_pass(site: Site) -> None:
+    site.post([track(f"e{i}", insert_id=f"left-{i}") for i in range(2000)])  # 5 batches of at most 500
+    FaultyUpstream.refuse_after = 2
+    failed = site.sync()
+    assert failed["error"] is not None and failed["sent_rows"].get("events") == 1000
+    assert _batches_recorded(site, "events", "done") == 2
+    FaultyUpstream.refuse_after, FaultyUpstream.refuse = None, False
+    second = site.sync()
+    assert second["error"] is None and second["sent_rows"]["events"] == 1001
+    assert site.up("SELECT count(), uniqExact(id) FROM UP.events") == [(2001, 2001)]
+    assert _batches_recorded(site, "events", "done") == _batches_recorded(site, "events") == 5
 
 
 def _batches_recorded(site: Site, table: str, status: str | None = None) -> int:
