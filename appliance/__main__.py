@@ -20,6 +20,7 @@ import socket
 import sys
 
 import msgspec
+import pyarrow as pa
 import uvicorn
 
 from appliance import __version__
@@ -127,11 +128,20 @@ def serve(settings: Settings, config_path: str) -> int:
     # and refusing a request with 503 took up to 0.5-0.8 s under load (50 clients, p99). At 1 ms:
     # about 0.2 s, for the same throughput.
     sys.setswitchinterval(0.001)
+    use_system_allocator_for_arrow()
     server.run(sockets=[sock])
     if server.startup_error is not None:
         raise StartupError(server.startup_error)
     # uvicorn returns normally after a graceful stop; a failed startup leaves `started` False.
     return 0 if server.started else 1
+
+
+def use_system_allocator_for_arrow() -> None:
+    """Arrow's buffers (each commit's batch tables, sync's blocks) come from the C library's
+    malloc instead of Arrow's bundled mimalloc, which keeps freed pages of every thread that
+    allocated: the peak RSS of 600k events that each start a session drops by ~27 MB (393/400
+    to 367/373 MiB, `bench/ingest.py --mix sparse --max-requests 300`), same throughput."""
+    pa.set_memory_pool(pa.system_memory_pool())
 
 
 def _parser() -> argparse.ArgumentParser:
