@@ -24,7 +24,7 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,11 +180,9 @@ class SyncJob:
                 break
             rows = await asyncio.to_thread(self._read, batch)
             refused = await self._insert(batch, rows, target)
-            await self._finish(batch, refused, result)
+            await _reported(self._finish(batch, refused, result), table, result, progress)
             sent += 1
             after = batch.id
-            if progress is not None:
-                progress(table, result.sent_rows.get(table, 0))
         return sent
 
     async def _send_pipelined(self, table: str, target: _Target, result: PassResult, budget: int | None,
@@ -200,11 +198,10 @@ class SyncJob:
         """
         recorded: asyncio.Queue[Batch | Exception | None] = asyncio.Queue(maxsize=_RECORDED_AHEAD)
         recorder = asyncio.ensure_future(self._record_ahead(table, budget, until_seq, recorded))
-        reading: asyncio.Future[tuple[Batch, pa.Table] | None] | None = None
+        reading = asyncio.ensure_future(self._take_and_read(recorded))
         finishing: collections.deque[asyncio.Future[None]] = collections.deque()
         sent = 0
         try:
-            reading = asyncio.ensure_future(self._take_and_read(recorded))
             while (upcoming := await reading) is not None:
                 batch, rows = upcoming
                 reading = asyncio.ensure_future(self._take_and_read(recorded))
@@ -219,9 +216,9 @@ class SyncJob:
             # the next pass; the confirmed ones are marked done before the pass reports its failure
             # (their writer calls were queued before the failure's record).
             recorder.cancel()
-            for future in (recorder, reading, *finishing):
-                if future is not None:
-                    await _settled(future)
+            unsettled: list[asyncio.Future[Any]] = [recorder, reading, *finishing]
+            for future in unsettled:
+                await _settled(future)
             raise
         while finishing:
             await _reported(finishing.popleft(), table, result, progress)
@@ -393,7 +390,7 @@ class SyncJob:
             self._upstream = None
 
 
-async def _reported(done: asyncio.Future[None], table: str, result: PassResult, progress: Progress | None) -> None:
+async def _reported(done: Awaitable[None], table: str, result: PassResult, progress: Progress | None) -> None:
     """Wait for a batch's mark as done, then report the table's progress."""
     await done
     if progress is not None:

@@ -266,7 +266,10 @@ def test_a_pass_forwards_what_was_stored_when_it_began(site: Site) -> None:
     first: dict[str, Any] = {}
     syncing = threading.Thread(target=lambda: first.update(site.sync()))
     syncing.start()
-    time.sleep(0.2)  # the pass is now stuck in its first insert
+    # The pass has read where it ends once it records its first batch; then it hangs in the insert.
+    deadline = time.monotonic() + 10
+    while _batches_recorded(site, "events") < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
     # From another device: a session of its own, so the first one stays as it was.
     site.post([track(f"later{i}", insert_id=f"later-{i}", __deviceId="kiosk-2") for i in range(1000)])
     FaultyUpstream.hang.set()
