@@ -214,8 +214,11 @@ class SyncJob:
         except BaseException:
             # The first error is the one reported. Batches recorded but not sent stay pending, for
             # the next pass; the confirmed ones are marked done before the pass reports its failure
-            # (their writer calls were queued before the failure's record).
+            # (their writer calls were queued before the failure's record). The read in flight is
+            # cancelled with the recorder: it may be waiting for a batch the recorder, cancelled,
+            # will never put.
             recorder.cancel()
+            reading.cancel()
             unsettled: list[asyncio.Future[Any]] = [recorder, reading, *finishing]
             for future in unsettled:
                 await _settled(future)

@@ -329,6 +329,39 @@ def test_a_failed_insert_leaves_the_batches_recorded_ahead_for_the_next_pass(sit
     assert _batches_recorded(site, "events", "done") == _batches_recorded(site, "events") == 5
 
 
+def test_a_failed_insert_ends_the_pass_while_the_next_batch_is_still_being_looked_up(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The interleaving that once hung a pass for good: the insert fails while the recorder is
+    still looking up the next batch, so the sender's next read waits on an empty queue. The
+    lookup is made slow here (it returns what it would have) so that this order is certain."""
+    site.post([track(f"e{i}", insert_id=f"slow-{i}") for i in range(1000)])  # 3 batches of at most 500
+    job = site.http.app.state.gateway.sync
+    look_up = job._pending_or_next_range
+    lookups = itertools.count()
+    released = threading.Event()
+
+    def slow_after_the_first(*args: Any) -> Any:
+        if next(lookups) > 0:
+            released.wait(30)
+        return look_up(*args)
+
+    monkeypatch.setattr(job, "_pending_or_next_range", slow_after_the_first)
+    FaultyUpstream.refuse = True
+    answer: dict[str, Any] = {}
+    syncing = threading.Thread(target=lambda: answer.update(site.sync()), daemon=True)
+    syncing.start()
+    try:
+        syncing.join(10)
+        assert not syncing.is_alive()  # ended by the failure, not by the lookup letting go
+    finally:
+        released.set()
+    assert answer["error"] is not None and _batches_recorded(site, "events", "done") == 0
+    monkeypatch.undo()
+    FaultyUpstream.refuse = False
+    assert site.sync()["error"] is None
+    assert site.up("SELECT count(), uniqExact(id) FROM UP.events") == [(1001, 1001)]
+
+
 def _batches_recorded(site: Site, table: str, status: str | None = None) -> int:
     reader = site.http.app.state.gateway.writer.reader()
     try:
