@@ -13,7 +13,8 @@ that a dead uplink does not slow ingestion.
 three days, so about one session per event (the costliest case for the writer); `--mix app` (the
 default) is the mix above. `--rate N` paces the clients to N events/s in total. A `503` (load
 shed, appliance.admission) is counted as refused, with its own latency, and the batch is resent
-after `Retry-After`. After each run the DuckDB file is read: every acknowledged event must be
+after `Retry-After`; the server's own time for its 503s is printed beside it (the client's adds
+the upload of the unread body). After each run the DuckDB file is read: every acknowledged event must be
 stored. Server CPU per accepted event is printed (user + system seconds of the server process).
 
 `--prefill N` seeds the store directly, before the server starts, with N events of the last four
@@ -50,6 +51,7 @@ import duckdb
 import httpx
 import msgspec
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parents[1]
 CLIENT_ID = "5f0c4d1e-8a3b-4c2d-9e7f-1a2b3c4d5e6f"
@@ -374,6 +376,7 @@ def run_once(args: argparse.Namespace, templates: list[bytes]) -> dict[str, floa
             thread.join()
         wall = time.monotonic() - started
         peak_rss, server_cpu = server.peak_rss_mib(), server.cpu_seconds()
+        refused_in_server_ms = _refused_p99_in_server_ms(server.url)
     finally:
         largest_wal = wal.stop()
         exit_code = server.stop()
@@ -400,6 +403,7 @@ def run_once(args: argparse.Namespace, templates: list[bytes]) -> dict[str, floa
         "cpu_us_per_event": 1e6 * server_cpu / max(1, accepted[0]),
         "refused": len(refused_latencies),
         "refused_p99_ms": _percentile_ms(refused_latencies, 0.99),
+        "refused_p99_in_server_ms": refused_in_server_ms,
         "missing": accepted[0] - stored,
         "bytes_per_event": body_bytes[0] / max(1, len(latencies) * args.batch_size),
         "store_bytes_per_event": store_bytes / max(1, stored),
@@ -454,6 +458,23 @@ def _stored_events(database: Path) -> int:
     return int(row[0]) if row else 0
 
 
+def _refused_p99_in_server_ms(url: str) -> float:
+    """The upper bound of the histogram bucket holding the p99 of the server's own time for its
+    503s (`gateway_refused_request_duration_seconds`). The client's latency adds the upload of
+    the body the server did not read, which the server drains after answering, and the client
+    threads' wait for each other."""
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    buckets = []
+    for family in text_string_to_metric_families(text):
+        if family.name == "gateway_refused_request_duration_seconds":
+            buckets = sorted((float(sample.labels["le"]), sample.value) for sample in family.samples
+                             if sample.name.endswith("_bucket") and sample.labels.get("route") == "/track/batch")
+    if not buckets or buckets[-1][1] == 0:
+        return float("nan")
+    total = buckets[-1][1]
+    return 1000 * next(bound for bound, count in buckets if count >= 0.99 * total)
+
+
 def _percentile_ms(latencies: list[float], fraction: float) -> float:
     if not latencies:
         return float("nan")
@@ -493,7 +514,8 @@ def main() -> None:
             f"run {run}: {result['events_per_s']:,.0f} events/s, p50 {result['p50_ms']:.0f} ms, "
             f"p99 {result['p99_ms']:.0f} ms, peak RSS {result['peak_rss_mib']:.0f} MiB, "
             f"server CPU {result['server_cpu_s']:.1f} s ({result['cpu_us_per_event']:.0f} us/event), "
-            f"{result['refused']} refused (503, p99 {result['refused_p99_ms']:.0f} ms), "
+            f"{result['refused']} refused (503, p99 {result['refused_p99_ms']:.0f} ms; "
+            f"in the server p99 <= {result['refused_p99_in_server_ms']:.0f} ms), "
             f"{result['missing']} acknowledged but not stored, "
             f"{result['bytes_per_event']:.0f} B/event sent, {result['store_bytes_per_event']:.0f} B/event stored, "
             f"WAL up to {result['largest_wal_mb']:,.0f} MB, "

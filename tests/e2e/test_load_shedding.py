@@ -76,6 +76,10 @@ def test_a_request_past_the_bound_gets_503_at_once_and_is_stored_when_resent(gat
     assert refused.headers["retry-after"] == "2"
     assert "busy: 100 events are waiting to be stored (limit 100)" in refused.json()["message"]
     assert seconds < 1.0  # answered at once, not after the held batch
+    # The refusal's time is kept apart from the answered batches' (the held one is not answered yet).
+    refusals = scrape(gateway)
+    assert value(refusals, "gateway_refused_request_duration_seconds_count", route="/track/batch") == 1
+    assert value(refusals, "gateway_request_duration_seconds_count", route="/track/batch") == 0
     one = httpx.post(f"{gateway.url}/track", json=track("shed", insert_id="single-0"), headers=AUTH, timeout=30)
     assert one.status_code == 503
     ready = httpx.get(f"{gateway.url}/readyz", timeout=10)
