@@ -475,6 +475,13 @@ def _refused_p99_in_server_ms(url: str) -> float:
     return 1000 * next(bound for bound, count in buckets if count >= 0.99 * total)
 
 
+def _refusals(result: dict[str, float]) -> str:
+    if not result["refused"]:
+        return "0 refused"
+    return (f"{result['refused']} refused (503, p99 {result['refused_p99_ms']:.0f} ms; "
+            f"in the server p99 <= {result['refused_p99_in_server_ms']:.0f} ms)")
+
+
 def _percentile_ms(latencies: list[float], fraction: float) -> float:
     if not latencies:
         return float("nan")
@@ -514,9 +521,7 @@ def main() -> None:
             f"run {run}: {result['events_per_s']:,.0f} events/s, p50 {result['p50_ms']:.0f} ms, "
             f"p99 {result['p99_ms']:.0f} ms, peak RSS {result['peak_rss_mib']:.0f} MiB, "
             f"server CPU {result['server_cpu_s']:.1f} s ({result['cpu_us_per_event']:.0f} us/event), "
-            f"{result['refused']} refused (503, p99 {result['refused_p99_ms']:.0f} ms; "
-            f"in the server p99 <= {result['refused_p99_in_server_ms']:.0f} ms), "
-            f"{result['missing']} acknowledged but not stored, "
+            f"{_refusals(result)}, {result['missing']} acknowledged but not stored, "
             f"{result['bytes_per_event']:.0f} B/event sent, {result['store_bytes_per_event']:.0f} B/event stored, "
             f"WAL up to {result['largest_wal_mb']:,.0f} MB, "
             f"{result['events']:,} events, {result['failed_batches']} failed batches, server exit {result['exit_code']}"
