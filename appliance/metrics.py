@@ -57,11 +57,11 @@ class GatewayMetrics:
             "gateway_request_duration_seconds", "Time from request start to the end of the answer, by route",
             ["route"], registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0))
-        # 503s apart (load shed, disk cap, writer down): they are answered before the body is read,
-        # so among the accepted requests' durations they would pull the percentiles down.
+        # 503s apart (load shed, disk cap, storage down): most are answered before the body is read,
+        # so among the answered requests' durations they would pull the percentiles down.
         self.refused_request_duration = Histogram(
             "gateway_refused_request_duration_seconds",
-            "Time from request start to the end of a 503 answer (body not read), by route",
+            "Time from request start to the end of a 503 answer (load shed, disk cap, storage down), by route",
             ["route"], registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0))
         self.commit_duration = Histogram(

@@ -1,7 +1,7 @@
 """ASGI middleware counting every answered request by route and status, with its duration.
 
 Input: each HTTP request passing through the app. Output: `gateway_requests_total{route,status}`
-and `gateway_request_duration_seconds{route}`, or for a 503 (refused before its body is read)
+and `gateway_request_duration_seconds{route}`, or for a 503 (most are refused before their body is read)
 `gateway_refused_request_duration_seconds{route}`. The labelled children are cached, so a
 request costs two clock reads, one increment and one observation.
 """

@@ -14,8 +14,9 @@ three days, so about one session per event (the costliest case for the writer); 
 default) is the mix above. `--rate N` paces the clients to N events/s in total. A `503` (load
 shed, appliance.admission) is counted as refused, with its own latency, and the batch is resent
 after `Retry-After`; the server's own time for its 503s is printed beside it (the client's adds
-the upload of the unread body). After each run the DuckDB file is read: every acknowledged event must be
-stored. Server CPU per accepted event is printed (user + system seconds of the server process).
+the upload of the unread body). After each run the DuckDB file is read: every acknowledged
+event must be stored. Server CPU per accepted event is printed (user + system seconds of the
+server process).
 
 `--prefill N` seeds the store directly, before the server starts, with N events of the last four
 days (inside the duplicate window, which every new event is checked against) in sessions of 20
