@@ -21,7 +21,7 @@ import msgspec
 from appliance.dispatch import Dispatched, RequestContext, dispatch
 from appliance.enrich.useragent import AgentKind
 from appliance.outcomes import Reason, Rejection
-from appliance.properties import PropertyLimits
+from appliance.properties import FlattenMemo, PropertyLimits
 from appliance.timestamps import TimeWindow
 from appliance.validate import ValidEvent, validate_item
 
@@ -54,10 +54,11 @@ def prepare_rows(
     """
     valid: list[ValidEvent] = []
     rejected = [Rejection(index, Reason.VALIDATION, error) for index, error in refused.items()]
+    memo = FlattenMemo()  # the context SDKs repeat on every event is flattened once per request
     for index, raw in enumerate(items):
         if index in refused:
             continue
-        outcome = _validate_one(index, raw, window, limits, revenue_allowed)
+        outcome = _validate_one(index, raw, window, limits, revenue_allowed, memo)
         if isinstance(outcome, Rejection):
             rejected.append(outcome)
         else:
@@ -73,10 +74,11 @@ def prepare_rows(
 
 
 def _validate_one(
-    index: int, raw: msgspec.Raw | bytes, window: TimeWindow, limits: PropertyLimits, revenue_allowed: bool
+    index: int, raw: msgspec.Raw | bytes, window: TimeWindow, limits: PropertyLimits, revenue_allowed: bool,
+    memo: FlattenMemo,
 ) -> ValidEvent | Rejection:
     try:
-        return validate_item(index, raw, window, limits, revenue_allowed=revenue_allowed)
+        return validate_item(index, raw, window, limits, revenue_allowed=revenue_allowed, memo=memo)
     except Exception:
         log.exception("row %d: unexpected error while validating", index)
         return Rejection(index, Reason.INTERNAL, INTERNAL_ERROR)

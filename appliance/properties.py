@@ -9,6 +9,10 @@ The limits are checked before and during the walk, never after it: the raw size 
 is decoded, then keys, array items, string length and the bytes of the flat result as each entry
 is reached. A hostile row (millions of tiny array items, long keys repeated in every dotted path)
 therefore costs at most a small multiple of `max_properties_bytes` before it is refused.
+
+A batch's events mostly repeat the same objects (the SDK's context, global properties): with a
+`FlattenMemo` per request, `decode_and_flatten` decodes and walks each distinct top-level object
+or array once, and counts it toward every event's limits as the walk would have.
 """
 
 from __future__ import annotations
@@ -61,6 +65,123 @@ def decode_properties(raw: bytes | msgspec.Raw, limits: PropertyLimits) -> dict[
     except RecursionError:
         raise PropertiesTooDeep(f"nested deeper than {MAX_PROPERTY_DEPTH} levels") from None
     return decoded
+
+
+_TOP_LEVEL_DECODER = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_VALUE_DECODER = msgspec.json.Decoder()
+_MEMO_ENTRIES = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class _FlatValue:
+    """One top-level container value, decoded and flattened under its key."""
+
+    value: dict[str, Any] | list[Any]
+    entries: tuple[tuple[str, str], ...]
+    keys: int  # what it adds to the walk's key count
+    bytes: int  # and to its flattened bytes
+
+
+class FlattenMemo:
+    """The top-level objects and arrays of one request's events, decoded and flattened once each.
+
+    SDKs repeat the same context on every event of a batch (device, app, locale, campaign);
+    this walks each distinct `(key, raw JSON)` once. A value whose walk breaks a rule is not
+    kept: its event takes the plain path, which raises exactly what it always raised.
+    """
+
+    __slots__ = ("values",)
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[str, bytes], _FlatValue | None] = {}
+
+
+def decode_and_flatten(raw: bytes | msgspec.Raw, limits: PropertyLimits,
+                       memo: FlattenMemo | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+    """`decode_properties` then `flatten_properties`, the same result and the same errors;
+    with a `memo`, repeated top-level objects and arrays are reused instead of walked again."""
+    if memo is not None and len(raw) <= limits.max_bytes:
+        reused = _with_memo(raw, limits, memo)
+        if reused is not None:
+            return reused
+    properties = decode_properties(raw, limits)
+    return properties, flatten_properties(properties, limits)
+
+
+def _with_memo(raw: bytes | msgspec.Raw, limits: PropertyLimits,
+               memo: FlattenMemo) -> tuple[dict[str, Any], dict[str, str]] | None:
+    """The memo's path, or None wherever it is in any doubt (a rule broken, text it cannot
+    decode): the plain path then decides, with its own message."""
+    try:
+        top = _TOP_LEVEL_DECODER.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    max_chars = limits.max_string_chars
+    properties: dict[str, Any] = {}
+    flat: dict[str, str] = {}
+    keys = len(top)
+    size = 0
+    values = memo.values
+    for key, encoded in top.items():
+        if len(key) > max_chars:
+            return None
+        text = bytes(encoded)
+        if text[:1] in b"{[":
+            found = values.get((key, text), _MISSING)
+            if found is _MISSING:
+                found = _flat_value(key, text, limits)
+                if len(values) < _MEMO_ENTRIES:
+                    values[(key, text)] = found
+            if found is None:
+                return None
+            assert isinstance(found, _FlatValue)
+            properties[key] = found.value
+            if key not in CONSUMED_PROPERTIES:
+                keys += found.keys
+                size += found.bytes
+                for name, leaf in found.entries:
+                    flat[name] = leaf
+            continue
+        try:
+            value = _VALUE_DECODER.decode(text)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            return None
+        kind = type(value)
+        if kind is dict or kind is list:  # not what the first byte said: let the plain path walk it
+            return None
+        properties[key] = value
+        if key in CONSUMED_PROPERTIES:
+            continue
+        if kind is str:
+            if len(value) > max_chars:
+                return None
+            if not value:
+                continue
+            leaf = value
+        elif kind is bool:
+            leaf = "true" if value else "false"
+        elif value is None:
+            continue
+        else:
+            leaf = str(value)
+        size += len(key) + len(leaf)
+        flat[key] = leaf
+    if keys > limits.max_keys or size > limits.max_bytes:
+        return None
+    return properties, flat
+
+
+_MISSING = object()
+
+
+def _flat_value(key: str, text: bytes, limits: PropertyLimits) -> _FlatValue | None:
+    try:
+        value = _VALUE_DECODER.decode(text)
+        walk = _Walk(limits)
+        walk.container(value, key, 2)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, PropertiesInvalid):
+        return None
+    return _FlatValue(value, tuple(walk.flat.items()), walk.keys, walk.bytes)
 
 
 def flatten_properties(properties: dict[str, Any], limits: PropertyLimits | None = None) -> dict[str, str]:

@@ -21,10 +21,10 @@ from appliance import wire
 from appliance.outcomes import Reason, Rejection
 from appliance.properties import (
     MAX_PROPERTY_DEPTH,
+    FlattenMemo,
     PropertiesInvalid,
     PropertyLimits,
-    decode_properties,
-    flatten_properties,
+    decode_and_flatten,
 )
 from appliance.timestamps import TimeWindow, TooOld, event_time_ms, parse_timestamp_ms
 
@@ -69,30 +69,31 @@ class ValidEvent:
 
 def validate_item(
     index: int, raw: bytes | msgspec.Raw, window: TimeWindow, limits: PropertyLimits = _DEFAULT_LIMITS, *,
-    revenue_allowed: bool = True,
+    revenue_allowed: bool = True, memo: FlattenMemo | None = None,
 ) -> ValidEvent | Rejection:
     """Decode and check one item; every failure becomes a `validation` rejection.
 
     `revenue_allowed` is False for clients without the secret (browser pages): revenue sent
-    from a page could be forged by anyone, so OpenPanel refuses `__revenue` from them.
+    from a page could be forged by anyone, so OpenPanel refuses `__revenue` from them. `memo`
+    is shared by the items of one request (`appliance.properties.FlattenMemo`).
     """
     try:
-        return _validate(index, raw, window, limits, revenue_allowed)
+        return _validate(index, raw, window, limits, revenue_allowed, memo)
     except RowInvalid as exc:
         return Rejection(index, Reason.VALIDATION, str(exc))
 
 
 def _validate(index: int, raw: bytes | msgspec.Raw, window: TimeWindow, limits: PropertyLimits,
-              revenue_allowed: bool) -> ValidEvent:
+              revenue_allowed: bool, memo: FlattenMemo | None) -> ValidEvent:
     if len(raw) > _SHAPE_CHECK_BYTES:
         _check_shape(raw, limits)
     item = _decode(raw)
     profile_id = _check_payload(item, limits)
     try:
-        properties = (
-            decode_properties(item.payload.properties, limits) if not isinstance(item, wire.AliasItem) else {}
+        properties, flat_properties = (
+            decode_and_flatten(item.payload.properties, limits, memo) if not isinstance(item, wire.AliasItem)
+            else ({}, {})
         )
-        flat_properties = flatten_properties(properties, limits)
     except PropertiesInvalid as exc:
         raise RowInvalid(f"payload.properties: {exc}") from None
     try:
