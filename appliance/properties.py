@@ -126,7 +126,7 @@ def _with_memo(raw: bytes | msgspec.Raw, limits: PropertyLimits,
         if len(key) > max_chars:
             return None
         text = bytes(encoded)
-        if text[:1] in b"{[":
+        if text[0] in _OPENING:  # an object or an array (msgspec's raw values start at the value)
             found = values.get((key, text), _MISSING)
             if found is _MISSING:
                 found = _flat_value(key, text, limits)
@@ -139,8 +139,7 @@ def _with_memo(raw: bytes | msgspec.Raw, limits: PropertyLimits,
             if key not in CONSUMED_PROPERTIES:
                 keys += found.keys
                 size += found.bytes
-                for name, leaf in found.entries:
-                    flat[name] = leaf
+                flat.update(found.entries)  # one assignment per entry, in order, as the walk made them
             continue
         try:
             value = _VALUE_DECODER.decode(text)
@@ -172,6 +171,7 @@ def _with_memo(raw: bytes | msgspec.Raw, limits: PropertyLimits,
 
 
 _MISSING = object()
+_OPENING = frozenset(b"{[")
 
 
 def _flat_value(key: str, text: bytes, limits: PropertyLimits) -> _FlatValue | None:
