@@ -87,7 +87,9 @@ class FlattenMemo:
 
     SDKs repeat the same context on every event of a batch (device, app, locale, campaign);
     this walks each distinct `(key, raw JSON)` once. A value whose walk breaks a rule is not
-    kept: its event takes the plain path, which raises exactly what it always raised.
+    kept: its event takes the plain path, which raises exactly what it always raised. The events
+    that repeat a value share its decoded object, so nothing may change it. At most
+    `_MEMO_ENTRIES` values are kept, each no larger than a small multiple of its JSON.
     """
 
     __slots__ = ("values",)
