@@ -153,6 +153,7 @@ def _with_memo(raw: bytes | msgspec.Raw, limits: PropertyLimits,
         properties[key] = value
         if key in CONSUMED_PROPERTIES:
             continue
+        # A top-level leaf, by the rule `_Walk.container` inlines for every leaf: change both.
         if kind is str:
             if len(value) > max_chars:
                 return None
@@ -235,7 +236,8 @@ class _Walk:
                 name = f"{prefix}.{key}" if prefix else key
             else:
                 name = f"{prefix}.{key}"
-            # Exact type checks: msgspec only makes these types.
+            # Exact type checks: msgspec only makes these types. `_with_memo` repeats this rule
+            # for top-level leaves: change both.
             kind = type(child)
             if kind is str:
                 if len(child) > max_chars:
