@@ -31,18 +31,35 @@ _AUTOMATIC_CHECKPOINT_THRESHOLD = "1GB"
 # default), so every large insert left up to that much resident. At 8 MiB the gateway's peak RSS
 # under hostile load is ~30 MB lower (bench/fuzz.py), for no measurable ingest cost.
 _ALLOCATOR_FLUSH_THRESHOLD = "8MB"
+# A checkpoint writes a table's last, partly filled row group whole again, with everything
+# appended to it since; at DuckDB's 122,880 rows per group that made the cost of a checkpoint
+# swing with where the last group happened to stand (0.6-3.4 s for the same 181 MB of WAL on a
+# 600k-event store; 0.4-0.55 s at 32,768; docs/behavior.md has the benchmark's figures). A
+# setting of the attachment, not of the file: every open sets it.
+ROW_GROUP_SIZE = 32_768
+# The store is attached to an in-memory database under this name (the only way to give it a row
+# group size) and made every connection's default (`use_store`).
+STORE_ALIAS = "store"
 
 
 def open_database(path: str, memory_limit: str = "64MB") -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) and migrate the gateway's DuckDB file."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    # DuckDB's default is 80% of RAM for its cache; a site box runs other things too.
-    connection = duckdb.connect(path, config={"memory_limit": memory_limit})
+    # DuckDB's default is 80% of RAM for its cache; a site box runs other things too. Spills go
+    # beside the file, where DuckDB puts them for a file it opens itself.
+    connection = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": f"{path}.tmp"})
+    connection.execute(f"ATTACH ? AS {STORE_ALIAS} (ROW_GROUP_SIZE {ROW_GROUP_SIZE})", [path])
+    use_store(connection)
     connection.execute(f"SET checkpoint_threshold = '{_AUTOMATIC_CHECKPOINT_THRESHOLD}'")
     connection.execute(f"SET allocator_flush_threshold = '{_ALLOCATOR_FLUSH_THRESHOLD}'")
     disable_progress_bar(connection)
     migrate(connection)
     return connection
+
+
+def use_store(connection: duckdb.DuckDBPyConnection) -> None:
+    """Make the store this connection's default database (a cursor starts in the in-memory one)."""
+    connection.execute(f"USE {STORE_ALIAS}")
 
 
 def disable_progress_bar(connection: duckdb.DuckDBPyConnection) -> None:

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from storage.database import disable_progress_bar, open_database
+from storage.database import disable_progress_bar, open_database, use_store
 from storage.locks import SessionStartLocks
 from storage.store import Store
 from storage.write_request import WriteRequest, WriteResult
@@ -130,6 +130,7 @@ class StorageWriter:
         if self._store is None:
             raise WriterStopped("storage is not open")
         cursor = self._store.connection.cursor()
+        use_store(cursor)
         disable_progress_bar(cursor)
         return cursor
 
