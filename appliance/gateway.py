@@ -258,10 +258,12 @@ class Gateway:
         await self.writer.call(lambda store: store.checkpoint_if_due(threshold))
 
     async def apply_retention(self) -> dict[str, int]:
-        """Delete forwarded rows older than `storage.retention_days` (never unforwarded ones)."""
+        """Delete forwarded rows older than `storage.retention_days` (never unforwarded ones), then compact."""
         deleted = await delete_forwarded(self.writer, self.clock(), self.settings.storage.retention_days)
         deleted["session_start_keys"] = await self.writer.call(lambda store: store.locks.forget_expired())
         log.info("retention: deleted %s", deleted)
+        # Scheduled checkpoints do not compact the store; once a day, after the deletes, one does.
+        await self.writer.call(lambda store: store.compact())
         return deleted
 
     async def rotate_salt(self) -> None:

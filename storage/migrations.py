@@ -129,4 +129,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         *_rebuilt("session_replay_chunks", REPLAY_COLUMNS, ",\n  PRIMARY KEY (project_id, session_id, chunk_index)",
                   order_by_seq=False),
     ),
+    (
+        # When the store was last compacted (`storage.database.compact`); writing it also gives
+        # the compacting checkpoint a change to write, without which DuckDB skips it.
+        "CREATE TABLE store_compactions (compacted_at TIMESTAMP NOT NULL)",
+    ),
 )

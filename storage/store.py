@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute
 
 from storage.backup import copy_database
-from storage.database import registered, salts_for
+from storage.database import compact, registered, salts_for
 from storage.locks import SessionStartLocks
 from storage.profiles import StoredProfiles, apply_profile_changes, upsert_session_profiles
 from storage.recent_ids import RecentIds
@@ -405,6 +405,14 @@ class Store:
             self.connection.execute("CHECKPOINT")
             log.info("checkpointed %d WAL bytes in %.2fs", wal_bytes, time.monotonic() - started)
         return wal_bytes
+
+    def compact(self) -> float:
+        """Checkpoint and compact the store (`storage.database.compact`); returns the seconds taken."""
+        started = time.monotonic()
+        compact(self.connection)
+        took = time.monotonic() - started
+        log.info("compacted the store in %.2fs", took)
+        return took
 
     def salts_for(self, day: dt.date) -> tuple[str, str | None]:
         """The salt of `day` (created when missing) and the one before it."""

@@ -383,8 +383,10 @@ def test_retention_deletes_forwarded_rows_only(site: Site, clock: Clock) -> None
     assert deleted["events"] == 11  # the ten forwarded events and their session_start
     reader = site.http.app.state.gateway.writer.reader()
     left = sorted(r[0] for r in reader.execute("SELECT name FROM events").fetchall())
+    compactions = reader.execute("SELECT count(*) FROM store_compactions").fetchall()
     reader.close()
     assert left == [f"unsent{i}" for i in range(5)]
+    assert compactions == [(1,)]  # the daily compaction follows the deletes
 
 
 @pytest.mark.slow
