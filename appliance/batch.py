@@ -47,14 +47,18 @@ def prepare_rows(
     window: TimeWindow,
     limits: PropertyLimits,
     revenue_allowed: bool = True,
+    memo: FlattenMemo | None = None,
 ) -> PreparedRows:
     """Validate every item, drop a crawler's, dispatch the rest (see the module docstring).
 
-    `revenue_allowed` is False for clients without the secret (`appliance.validate`).
+    `revenue_allowed` is False for clients without the secret (`appliance.validate`). `memo`
+    holds the property objects already flattened under `limits` (the gateway's, kept across
+    requests); without one, the request gets its own.
     """
     valid: list[ValidEvent] = []
     rejected = [Rejection(index, Reason.VALIDATION, error) for index, error in refused.items()]
-    memo = FlattenMemo()  # the context SDKs repeat on every event is flattened once per request
+    if memo is None:
+        memo = FlattenMemo()  # the context SDKs repeat on every event is flattened once per request
     for index, raw in enumerate(items):
         if index in refused:
             continue

@@ -29,6 +29,7 @@ from appliance.history import History, Sample, event_totals
 from appliance.live_sessions import LiveSessions
 from appliance.logs import RateLimitedLog
 from appliance.metrics import GatewayMetrics
+from appliance.properties import FlattenMemo, PropertyLimits
 from appliance.settings import Settings
 from appliance.timestamps import DAY_MS
 from storage import ledger
@@ -99,6 +100,14 @@ class Gateway:
         self._geo: GeoLocator | None = None
         self._referrers: ReferrerTable | None = None
         self._salts: dict[dt.date, tuple[str, str | None]] = {}
+        limits = settings.limits
+        self.property_limits = PropertyLimits(
+            max_bytes=limits.max_properties_bytes, max_keys=limits.max_property_keys,
+            max_array_items=limits.max_array_items, max_string_chars=limits.max_string_chars,
+        )
+        # The property objects already flattened under those limits (appliance.properties), kept
+        # from request to request: a device sends the same context in every batch.
+        self.flatten_memo = FlattenMemo()
 
     @property
     def geo(self) -> GeoLocator:

@@ -27,7 +27,7 @@ from appliance.envelope import LONE_SURROGATE_ERROR, lone_surrogates, split_batc
 from appliance.errors import BadRequest, GatewayError, ServiceUnavailable, StorageFailed
 from appliance.gateway import Gateway
 from appliance.outcomes import Reason, Rejection
-from appliance.properties import PropertyLimits
+from appliance.properties import FlattenMemo, PropertyLimits
 from appliance.settings import ProjectSettings
 from appliance.timestamps import TimeWindow
 from storage.write_request import StoredIds, WriteResult
@@ -60,7 +60,7 @@ async def prepare_batch(gateway: Gateway, body: bytes, context: RequestContext, 
     """A batch body's rows, validated and dispatched, in a worker thread."""
     return await gateway.prepare(
         _prepare_batch, body, gateway.settings.limits.max_batch_events, context, _window(gateway, context.received_ms),
-        property_limits(gateway), client.has_secret,
+        gateway.property_limits, client.has_secret, gateway.flatten_memo,
     )
 
 
@@ -89,7 +89,7 @@ async def store_event(gateway: Gateway, body: bytes, context: RequestContext,
     (`BadRequest` for a rule it breaks, `StorageFailed` for an internal error)."""
     refused = {0: LONE_SURROGATE_ERROR} if lone_surrogates(body) else {}
     prepared = await gateway.prepare(prepare_rows, [body], refused, context, _window(gateway, context.received_ms),
-                                     property_limits(gateway), client.has_secret)
+                                     gateway.property_limits, client.has_secret, gateway.flatten_memo)
     project = client.project
     if prepared.rejected:
         rejection = prepared.rejected[0]
@@ -108,14 +108,6 @@ async def store_event(gateway: Gateway, body: bytes, context: RequestContext,
     if stored is not None:
         return StoredEvent(stored.device_id, stored.session_id)
     return StoredEvent(*prepared.dispatched.identity_by_index[0])
-
-
-def property_limits(gateway: Gateway) -> PropertyLimits:
-    limits = gateway.settings.limits
-    return PropertyLimits(
-        max_bytes=limits.max_properties_bytes, max_keys=limits.max_property_keys,
-        max_array_items=limits.max_array_items, max_string_chars=limits.max_string_chars,
-    )
 
 
 def storage_error(exc: Exception) -> GatewayError:
@@ -165,11 +157,11 @@ def _count_rejections(gateway: Gateway, project: ProjectSettings, rejected: list
 
 def _prepare_batch(
     body: bytes, max_events: int, context: RequestContext, window: TimeWindow, limits: PropertyLimits,
-    revenue_allowed: bool,
+    revenue_allowed: bool, memo: FlattenMemo,
 ) -> PreparedRows:
     """Split the envelope and prepare its rows; runs in a worker thread."""
     split = split_batch(body, max_events)
-    return prepare_rows(split.items, split.refused, context, window, limits, revenue_allowed)
+    return prepare_rows(split.items, split.refused, context, window, limits, revenue_allowed, memo)
 
 
 def _window(gateway: Gateway, received_ms: int) -> TimeWindow:

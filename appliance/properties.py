@@ -10,13 +10,15 @@ is decoded, then keys, array items, string length and the bytes of the flat resu
 is reached. A hostile row (millions of tiny array items, long keys repeated in every dotted path)
 therefore costs at most a small multiple of `max_properties_bytes` before it is refused.
 
-A batch's events mostly repeat the same objects (the SDK's context, global properties): with a
-`FlattenMemo` per request, `decode_and_flatten` decodes and walks each distinct top-level object
-or array once, and counts it toward every event's limits as the walk would have.
+Events mostly repeat the same objects (the SDK's context, global properties), within a batch and
+from one batch of a device to the next: with a `FlattenMemo` (the gateway keeps one, bounded),
+`decode_and_flatten` decodes and walks each distinct top-level object or array once, and counts it
+toward every event's limits as the walk would have.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -69,7 +71,6 @@ def decode_properties(raw: bytes | msgspec.Raw, limits: PropertyLimits) -> dict[
 
 _TOP_LEVEL_DECODER = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _VALUE_DECODER = msgspec.json.Decoder()
-_MEMO_ENTRIES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,25 +78,47 @@ class _FlatValue:
     """One top-level container value, decoded and flattened under its key."""
 
     value: dict[str, Any] | list[Any]
-    entries: tuple[tuple[str, str], ...]
+    entries: dict[str, str]  # a dict, not pairs: `dict.update` copies a dict several times faster
     keys: int  # what it adds to the walk's key count
     bytes: int  # and to its flattened bytes
 
 
 class FlattenMemo:
-    """The top-level objects and arrays of one request's events, decoded and flattened once each.
+    """Top-level objects and arrays of events, decoded and flattened once each.
 
-    SDKs repeat the same context on every event of a batch (device, app, locale, campaign);
-    this walks each distinct `(key, raw JSON)` once. A value whose walk breaks a rule is not
-    kept: its event takes the plain path, which raises exactly what it always raised. The events
-    that repeat a value share its decoded object, so nothing may change it. At most
-    `_MEMO_ENTRIES` values are kept, each no larger than a small multiple of its JSON.
+    SDKs repeat the same context on every event (device, app, locale, campaign), within a batch
+    and in every batch the device sends after it; this walks each distinct `(key, raw JSON)` once.
+    A value whose walk breaks a rule is remembered as such: its event takes the plain path, which
+    raises exactly what it always raised. The events that repeat a value share its decoded object,
+    so nothing may change it. What a value flattens to depends on the limits, so one memo serves
+    one `PropertyLimits` (the gateway keeps one per limits in force).
+
+    Bounded: once the raw JSON of the values held passes `max_text_bytes` or `max_entries`, the
+    memo starts again empty (what is held costs a small multiple of its JSON: the decoded object
+    and its flat entries). Starting over costs a re-walk of what comes next, nothing else, so a
+    client sending ever-new objects only pays its own walks. Safe to share between threads: a
+    lookup is one dict read; adding takes a lock.
     """
 
-    __slots__ = ("values",)
+    __slots__ = ("_held", "_lock", "max_entries", "max_text_bytes", "values")
 
-    def __init__(self) -> None:
+    def __init__(self, max_text_bytes: int = 1024 * 1024, max_entries: int = 8192) -> None:
         self.values: dict[tuple[str, bytes], _FlatValue | None] = {}
+        self.max_text_bytes = max_text_bytes
+        self.max_entries = max_entries
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def add(self, key: str, text: bytes, found: _FlatValue | None) -> None:
+        size = len(key) + len(text)
+        if size > self.max_text_bytes:
+            return
+        with self._lock:
+            if self._held + size > self.max_text_bytes or len(self.values) >= self.max_entries:
+                self.values = {}
+                self._held = 0
+            self.values[(key, text)] = found
+            self._held += size
 
 
 def decode_and_flatten(raw: bytes | msgspec.Raw, limits: PropertyLimits,
@@ -132,8 +155,7 @@ def _with_memo(raw: bytes | msgspec.Raw, limits: PropertyLimits,
             found = values.get((key, text), _MISSING)
             if found is _MISSING:
                 found = _flat_value(key, text, limits)
-                if len(values) < _MEMO_ENTRIES:
-                    values[(key, text)] = found
+                memo.add(key, text, found)
             if found is None:
                 return None
             assert isinstance(found, _FlatValue)
@@ -141,7 +163,7 @@ def _with_memo(raw: bytes | msgspec.Raw, limits: PropertyLimits,
             if key not in CONSUMED_PROPERTIES:
                 keys += found.keys
                 size += found.bytes
-                flat.update(found.entries)  # one assignment per entry, in order, as the walk made them
+                flat.update(found.entries)  # in order, as the walk made them
             continue
         try:
             value = _VALUE_DECODER.decode(text)
@@ -184,7 +206,7 @@ def _flat_value(key: str, text: bytes, limits: PropertyLimits) -> _FlatValue | N
         walk.container(value, key, 2)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, PropertiesInvalid):
         return None
-    return _FlatValue(value, tuple(walk.flat.items()), walk.keys, walk.bytes)
+    return _FlatValue(value, walk.flat, walk.keys, walk.bytes)
 
 
 def flatten_properties(properties: dict[str, Any], limits: PropertyLimits | None = None) -> dict[str, str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,9 +46,10 @@ class RowInvalid(Exception):
     """One row breaks a rule; the message is `<path>: <what is wrong>`."""
 
 
-@dataclass(frozen=True, slots=True)
-class ValidEvent:
-    """A row that passed validation, with what later stages need read out of it."""
+class ValidEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A row that passed validation, with what later stages need read out of it.
+
+    A msgspec struct, not a frozen dataclass: one is made per event, ten times faster."""
 
     index: int
     item: wire.EventItem

@@ -178,3 +178,21 @@ def test_device_id_endpoint(app_client: AppClient) -> None:
     server = app_client.http.get("/track/device-id", headers={**AUTH, "user-agent": "curl/8.5.0"}).json()
     assert server["sessionId"] == "" and len(server["deviceId"]) == 32
     assert app_client.http.get("/track/device-id").status_code == 401
+
+
+def test_a_devices_context_is_flattened_once_across_its_batches(app_client: AppClient) -> None:
+    # The gateway keeps flattened property objects from request to request (appliance.properties);
+    # what is stored is what a fresh walk gives, in the second batch as in the first.
+    context = {"app": {"name": "till", "build": 41}, "device": {"model": "kiosk-7", "dark": False}}
+    for batch in range(2):
+        response = post_batch(app_client, [track("scan", insert_id=f"memo-{batch}-{n}", context=context, n=n)
+                                           for n in range(3)])
+        assert response.json()["accepted"] == 3
+    memo = app_client.http.app.state.gateway.flatten_memo
+    assert ("context", json.dumps(context, separators=(",", ":")).encode()) in memo.values
+    stored = app_client.rows("SELECT properties FROM events WHERE name = 'scan' ORDER BY id")
+    expected = {"context.app.name": "till", "context.app.build": "41", "context.device.model": "kiosk-7",
+                "context.device.dark": "false"}
+    assert len(stored) == 6
+    for (properties,) in stored:
+        assert {key: value for key, value in json.loads(properties).items() if key.startswith("context.")} == expected

@@ -179,3 +179,24 @@ def test_text_the_memo_cannot_read_gets_the_plain_paths_error() -> None:
     for raw in (b'{"a":{"b":"\xff"}}', b'{"a":"\xff"}', b'{"\xff":1}', b"[1]", b'{"a":' + b"[" * 40 + b"]" * 40 + b"}"):
         assert _outcome(raw, LIMITS, memo) == _outcome(raw, LIMITS, None)
         assert isinstance(_outcome(raw, LIMITS, memo)[0], type)  # an error, not a result
+
+
+def test_the_memo_starts_over_once_it_holds_its_bound_of_json() -> None:
+    memo = FlattenMemo(max_text_bytes=200)
+    documents = [{"context": {"device": f"kiosk-{n:03d}", "app": "till"}} for n in range(12)]  # ~45 bytes each
+    for document in documents:
+        raw = json.dumps(document).encode()
+        assert decode_and_flatten(raw, LIMITS, memo) == decode_and_flatten(raw, LIMITS, None)
+        held = sum(len(key) + len(text) for key, text in memo.values)
+        assert 0 < held <= 200
+    assert len(memo.values) < len(documents)  # it started over at least once
+    # The last document is held and reused: the same decoded object comes back.
+    last = json.dumps(documents[-1]).encode()
+    assert decode_and_flatten(last, LIMITS, memo)[0]["context"] is decode_and_flatten(last, LIMITS, memo)[0]["context"]
+
+
+def test_a_value_larger_than_the_memos_bound_is_walked_but_not_held() -> None:
+    memo = FlattenMemo(max_text_bytes=50)
+    raw = json.dumps({"context": {"note": "x" * 100}}).encode()
+    assert decode_and_flatten(raw, LIMITS, memo) == decode_and_flatten(raw, LIMITS, None)
+    assert memo.values == {}
