@@ -13,3 +13,12 @@ def test_arrow_buffers_come_from_the_system_allocator() -> None:
               "print(pa.default_memory_pool().backend_name, pa.system_memory_pool().bytes_allocated() > 0)\n")
     answer = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert answer.stdout.split() == ["system", "True"]
+
+
+def test_the_collector_runs_rarely_and_skips_what_the_imports_made() -> None:
+    script = ("import gc\n"
+              "from appliance.__main__ import GC_THRESHOLDS, tune_garbage_collection\n"
+              "tune_garbage_collection()\n"
+              "print(gc.get_threshold() == GC_THRESHOLDS, gc.get_freeze_count() > 10_000)\n")
+    answer = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert answer.stdout.split() == ["True", "True"]
