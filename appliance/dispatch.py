@@ -11,8 +11,9 @@ exactly one path:
 - live: the device's active live session if one existed before this request (the current or the
   previous day's salt), else the bucket session; recorded as live activity after the commit.
 
-Each distinct address of a request is hashed and located once, each distinct page and referrer
-parsed once (`RequestEnrichment`).
+Each distinct address of a request is hashed and located once, each device's time bucket given
+its session id once (`_RequestIds`), each distinct page and referrer parsed once
+(`RequestEnrichment`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from appliance.enrich.event import RequestEnrichment
 from appliance.enrich.geo import GeoLocator, Location
 from appliance.enrich.referrer import ReferrerTable
 from appliance.enrich.useragent import Agent, AgentKind
-from appliance.identity import device_id, event_id_text, session_id_for
+from appliance.identity import bucket_session_id, device_id, event_id_text, session_bucket
 from appliance.live_sessions import LiveSession, LiveSessions
 from appliance.timestamps import parse_timestamp_ms
 from appliance.validate import ValidEvent
@@ -69,15 +70,15 @@ class Dispatched:
 def dispatch(context: RequestContext, events: list[ValidEvent]) -> Dispatched:
     """Turn a request's valid events into rows to store."""
     out = Dispatched()
-    addresses = _Addresses(context)
+    ids = _RequestIds(context)
     enrichment = RequestEnrichment(context.agent, context.referrers)
     for event in events:
         ip = event.ip_override or context.client_ip
-        device, session, live = _identity(context, addresses, event, ip)
+        device, session, live = _identity(context, ids, event, ip)
         out.identity_by_index[event.index] = (device, session.session_id if session else "")
         match event.item:
             case wire.TrackItem():
-                row = _track_row(context, enrichment, event, device, addresses.location(ip), session, live)
+                row = _track_row(context, enrichment, event, device, ids.location(ip), session, live)
                 if live:
                     out.live_positions.append(len(out.write.events))
                 out.write.events.append(row)
@@ -87,7 +88,7 @@ def dispatch(context: RequestContext, events: list[ValidEvent]) -> Dispatched:
                     seen_at=event.event_ms, received_at=context.received_ms, first_name=p.firstName or "",
                     last_name=p.lastName or "",
                     email=p.email or "", avatar=p.avatar or "",
-                    properties={**_profile_context(context, addresses.location(ip)), **event.flat_properties}))
+                    properties={**_profile_context(context, ids.location(ip)), **event.flat_properties}))
             case wire.IncrementItem(payload=p) | wire.DecrementItem(payload=p):
                 out.write.profile_changes.append(ProfileChange(
                     index=event.index, kind=event.kind, project_id=context.project_id,  # type: ignore[arg-type]
@@ -115,10 +116,10 @@ class _Session(msgspec.Struct, frozen=True):  # one per event: a struct is cheap
     borrowed_from: LiveSession | None = None
 
 
-def _identity(context: RequestContext, addresses: _Addresses, event: ValidEvent,
+def _identity(context: RequestContext, ids: _RequestIds, event: ValidEvent,
               ip: str) -> tuple[str, _Session | None, bool]:
     """(device id, session or None, whether the event is live) for one event."""
-    device = event.device_id_override or addresses.device_id(ip, context.salt)
+    device = event.device_id_override or ids.device_id(ip, context.salt)
     project, event_ms = context.project_id, event.event_ms
     if context.agent.kind is AgentKind.SERVER:
         profile_session = context.live.for_profile(project, event.profile_id, event_ms) if event.profile_id else None
@@ -126,23 +127,35 @@ def _identity(context: RequestContext, addresses: _Addresses, event: ValidEvent,
             return device, None, False
         return profile_session.device_id, _Session(profile_session.session_id, profile_session), False
     if context.received_ms - event_ms > context.session_timeout_ms:  # historical
-        return device, _Session(session_id_for(project, device, event_ms, context.session_timeout_ms)), False
+        return device, _Session(ids.bucket_session_id(device, event_ms)), False
     live = context.live.for_device(project, device, event_ms)
     if live is None and context.previous_salt and not event.device_id_override:
         # The daily salt rotated during a visit: the session continues under yesterday's device id.
-        live = context.live.for_device(project, addresses.device_id(ip, context.previous_salt), event_ms)
+        live = context.live.for_device(project, ids.device_id(ip, context.previous_salt), event_ms)
     if live is not None:
         return live.device_id, _Session(live.session_id), True
-    return device, _Session(session_id_for(project, device, event_ms, context.session_timeout_ms)), True
+    return device, _Session(ids.bucket_session_id(device, event_ms)), True
 
 
-class _Addresses:
-    """Per-address work of one request: the user agent is shared, only the address varies."""
+class _RequestIds:
+    """What one request works out once: per address its device id and location (the user agent
+    is shared, only the address varies), per device and time bucket its session id (a device's
+    events mostly fall in a few buckets)."""
 
     def __init__(self, context: RequestContext) -> None:
         self._context = context
         self._devices: dict[tuple[str, str], str] = {}
         self._locations: dict[str, Location] = {}
+        self._sessions: dict[tuple[str, int], str] = {}
+
+    def bucket_session_id(self, device: str, event_ms: int) -> str:
+        """The deterministic session id of `device` at `event_ms` (`identity.session_id_for`)."""
+        context = self._context
+        bucket = session_bucket(event_ms, context.session_timeout_ms)
+        session = self._sessions.get((device, bucket))
+        if session is None:
+            session = self._sessions[(device, bucket)] = bucket_session_id(context.project_id, device, bucket)
+        return session
 
     def device_id(self, ip: str, salt: str) -> str:
         device = self._devices.get((ip, salt))
