@@ -175,7 +175,7 @@ def _track_row(context: RequestContext, enrichment: RequestEnrichment, event: Va
                where: Location, session: _Session | None, live: bool) -> EventRow:
     assert isinstance(event.item, wire.TrackItem)
     payload = event.item.payload
-    columns = enrichment.columns(event.properties, dict(event.flat_properties), where)
+    columns = enrichment.columns(event.properties, event.flat_properties, where)
     row = EventRow(
         id=event_id_text(context.project_id, event.insert_id),
         id_from_client=event.insert_id is not None,

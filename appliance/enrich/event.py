@@ -66,13 +66,16 @@ class RequestEnrichment:
         self._pages: dict[tuple[str, str], tuple[PageLocation, Referrer]] = {}
 
     def columns(self, properties: dict[str, Any], flat: dict[str, str], where: Location) -> EventColumns:
-        """The enrichment columns of one event; `flat` (its stored properties) gains the page query."""
+        """The enrichment columns of one event; its stored properties are `flat` (left as it is)
+        plus the page's query and hash."""
         page, came_from = self._page(_text(properties.get("__path", properties.get("path"))),
                                      _text(properties.get("__referrer", properties.get("referrer"))))
-        for name, value in page.query.items():
-            flat[f"__query.{name}"] = value
-        if page.hash:
-            flat["__hash"] = page.hash
+        if page.query or page.hash:
+            flat = dict(flat)
+            for name, value in page.query.items():
+                flat[f"__query.{name}"] = value
+            if page.hash:
+                flat["__hash"] = page.hash
         return EventColumns(
             properties=flat,
             path=page.path,
