@@ -21,6 +21,7 @@ _ONE_MS = timedelta(milliseconds=1)
 _EARLIEST_MS = -62_135_596_800_000
 _LATEST_MS = 253_402_300_799_999
 _MAX_DIGITS = len(str(_LATEST_MS))
+_NUMBERS = (int, float)  # made once: `int | float` would build a union on every call
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,7 @@ def parse_timestamp_ms(value: Any) -> int | None:
     """ISO-8601 text or epoch milliseconds (number or digit string) → epoch ms; None if neither."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
+    if isinstance(value, _NUMBERS):
         return _in_range(int(value)) if math.isfinite(value) else None
     if not isinstance(value, str) or not value or len(value) > 64:
         return None
