@@ -23,7 +23,7 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
-from storage.database import registered
+from storage.database import arrow_result, registered
 from storage.recent_ids import RecentIds
 from storage.schema import PROFILE_ARROW_SCHEMA
 from storage.write_request import ProfileChange
@@ -98,16 +98,17 @@ class StoredProfiles:
 
 
 def _key_hashes(connection: duckdb.DuckDBPyConnection, table: str) -> np.ndarray:
-    hashes: np.ndarray = connection.sql(f"SELECT {_KEY_HASH} FROM {table}").to_arrow_table().column(0).to_numpy()  # noqa: S608
+    hashes: np.ndarray = arrow_result(connection, f"SELECT {_KEY_HASH} FROM {table}").column(0).to_numpy()  # noqa: S608
     return hashes
 
 
 def _stored_rows(connection: duckdb.DuckDBPyConnection, since: int) -> pa.Table:
     # Rewritten rows are appended with a new seq, so a floor lets DuckDB skip older row groups.
-    found = connection.sql(
+    found = arrow_result(
+        connection,
         f"""SELECT p.rowid AS stored_rowid, hash(p.project_id, p.id) AS key_hash, p.* FROM profiles p
             JOIN wanted_profiles w ON p.project_id = w.project_id AND p.id = w.id
-            WHERE p.seq >= {since}::BIGINT""").to_arrow_table()  # noqa: S608 - an int
+            WHERE p.seq >= {since}::BIGINT""")  # noqa: S608 - an int
     return found
 
 
@@ -121,7 +122,7 @@ def upsert_session_profiles(connection: duckdb.DuckDBPyConnection, sequences: Se
     profile's properties, and `last_seen_at` (local `updated_at`) is when the gateway received
     it. A stored profile keeps its other fields.
     """
-    incoming = connection.sql(f"""
+    incoming = arrow_result(connection, f"""
         SELECT project_id, profile_id AS id, profile_id <> device_id AS is_external, created_at,
                received_at AS updated_at,
                to_json(map_from_entries(list_filter([{_SESSION_CONTEXT}], lambda p: p.v <> '')))::VARCHAR
@@ -129,13 +130,13 @@ def upsert_session_profiles(connection: duckdb.DuckDBPyConnection, sequences: Se
         FROM events
         WHERE seq BETWEEN ? AND ? AND name = 'session_start' AND profile_id <> ''
         QUALIFY row_number() OVER (PARTITION BY project_id, profile_id ORDER BY created_at DESC) = 1""",  # noqa: S608
-        params=[first_seq, last_seq]).to_arrow_table()
+        [first_seq, last_seq])
     if not len(incoming):
         return
     found = stored.find(connection, incoming.select(["project_id", "id"]))
     profile_seq = sequences.take("profiles", len(incoming))
     with registered(connection, "session_profiles", incoming), registered(connection, "stored_profiles", found):
-        merged = connection.sql("""
+        merged = arrow_result(connection, """
             SELECT s.stored_rowid, ?::BIGINT + row_number() OVER () - 1 AS seq, i.project_id, i.id,
                    coalesce(s.first_name, '') AS first_name, coalesce(s.last_name, '') AS last_name,
                    coalesce(s.email, '') AS email, coalesce(s.avatar, '') AS avatar,
@@ -147,7 +148,7 @@ def upsert_session_profiles(connection: duckdb.DuckDBPyConnection, sequences: Se
                         ELSE greatest(s.updated_at, i.updated_at) END AS updated_at,
                    coalesce(s.groups, []::VARCHAR[]) AS groups
             FROM session_profiles i LEFT JOIN stored_profiles s ON s.project_id = i.project_id AND s.id = i.id""",
-            params=[profile_seq]).to_arrow_table()
+            [profile_seq])
     _replace(connection, stored, merged, profile_seq)
 
 

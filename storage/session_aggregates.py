@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from storage.database import registered
+from storage.database import arrow_result, registered
 from storage.schema import EVENT_ARROW_SCHEMA, GEO_AND_AGENT_NAMES, SESSION_ARROW_SCHEMA
 from storage.write_request import EventRow
 
@@ -113,7 +113,7 @@ def session_aggregates(connection: duckdb.DuckDBPyConnection, batch: pa.Table) -
     The rows a summary names are taken from the batch by Arrow, column by column: streamed
     through DuckDB beside the summaries, the wide rows were buffered inside `memory_limit`.
     """
-    summaries = connection.sql(_SESSION_SUMMARIES).to_arrow_table()
+    summaries = arrow_result(connection, _SESSION_SUMMARIES)
     first = batch.take(summaries.column("first"))
     last = batch.select(["created_at"]).take(summaries.column("last"))
     entry = batch.select(["path", "origin"]).take(summaries.column("entry"))
@@ -153,10 +153,10 @@ def session_starts(connection: duckdb.DuckDBPyConnection, batch: pa.Table, new_s
     `batch` (registered as `incoming_events`) numbered on from `first_ordinal`, in time order:
     each a copy of its session's earliest event, 100 ms before it (docs/contract.md §7)."""
     with registered(connection, "new_sessions", new_sessions):
-        ordinals = connection.sql(_EARLIEST_ROWS).to_arrow_table().column("ordinal")
+        ordinals = arrow_result(connection, _EARLIEST_ROWS).column("ordinal")
     starts = batch.take(ordinals)
     with registered(connection, "session_start_keys", starts.select(["project_id", "session_id"])):
-        ids = connection.sql(_SESSION_START_IDS, params=[_SESSION_EVENT_NAMESPACE.bytes]).to_arrow_table()
+        ids = arrow_result(connection, _SESSION_START_IDS, [_SESSION_EVENT_NAMESPACE.bytes])
     count = len(starts)
     replaced = {
         "id": ids.column("id"),

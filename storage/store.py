@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute
 
 from storage.backup import copy_database
-from storage.database import compact, registered, salts_for
+from storage.database import arrow_result, compact, registered, salts_for
 from storage.locks import SessionStartLocks
 from storage.profiles import StoredProfiles, apply_profile_changes, upsert_session_profiles
 from storage.recent_ids import RecentIds
@@ -292,16 +292,16 @@ class Store:
         first_seq = self.sequences.take("sessions", len(aggregates))
         aggregates = aggregates.set_column(0, "seq", pa.compute.add(aggregates.column("seq"), first_seq))
         with self._registered("incoming_sessions", aggregates):
-            hashes = self.connection.sql("SELECT hash(id) FROM incoming_sessions").to_arrow_table().column(0).to_numpy()
+            hashes = arrow_result(self.connection, "SELECT hash(id) FROM incoming_sessions").column(0).to_numpy()
             floors = self.recent_sessions.newest_first_seq(hashes, now_ms)
             maybe_stored = floors >= 0
             since = int(floors[maybe_stored].min()) if maybe_stored.any() else first_seq
-            merged = self.connection.sql(_MERGED_SESSIONS, params=[since]).to_arrow_table()
+            merged = arrow_result(self.connection, _MERGED_SESSIONS, [since])
             # By hash, not by position: the join's output order is not its input's.
             found = merged.column("id_hash").to_numpy()[_stored(merged)]
             if since > 0 and not np.isin(hashes[maybe_stored], found).all():
                 # A false "maybe" may have named a segment newer than the row: look everywhere.
-                merged = self.connection.sql(_MERGED_SESSIONS, params=[0]).to_arrow_table()
+                merged = arrow_result(self.connection, _MERGED_SESSIONS, [0])
         return _WrittenSessions(merged, _stored(merged), hashes, first_seq)
 
     def _replace_sessions(self, merged: pa.Table) -> None:
@@ -444,7 +444,7 @@ class Store:
 
     def _arrow_with(self, name: str, table: pa.Table, sql: str) -> pa.Table:
         with self._registered(name, table):
-            return self.connection.sql(sql).to_arrow_table()
+            return arrow_result(self.connection, sql)
 
     def _query_with(self, name: str, table: pa.Table, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         with self._registered(name, table):
