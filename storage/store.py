@@ -406,13 +406,11 @@ class Store:
             log.info("checkpointed %d WAL bytes in %.2fs", wal_bytes, time.monotonic() - started)
         return wal_bytes
 
-    def compact(self) -> float:
-        """Checkpoint and compact the store (`storage.database.compact`); returns the seconds taken."""
+    def compact(self) -> None:
+        """Checkpoint and compact the store (`storage.database.compact`), logging how long it took."""
         started = time.monotonic()
         compact(self.connection)
-        took = time.monotonic() - started
-        log.info("compacted the store in %.2fs", took)
-        return took
+        log.info("compacted the store in %.2fs", time.monotonic() - started)
 
     def salts_for(self, day: dt.date) -> tuple[str, str | None]:
         """The salt of `day` (created when missing) and the one before it."""
