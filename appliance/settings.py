@@ -72,7 +72,9 @@ class StorageSettings(_Section, frozen=True):
     # scheduled checkpoints do not compact, `storage.database`), at half the saturating rate of
     # the app mix the p99 per 2000-event batch fell from ~390 to ~210 ms (checkpoints of ~100 MB
     # of WAL took 0.33 s), throughput and CPU per event were no worse (sparse mix: slightly
-    # better), and the WAL peaks at ~70-100 MB instead of ~240-320 MB (bench/ingest.py).
+    # better), and the WAL peaks at ~70-100 MB instead of ~240-320 MB (bench/ingest.py). The
+    # price is paid once a night: more partly filled row groups for the daily compaction to
+    # merge (docs/behavior.md).
     checkpoint_wal_bytes: Annotated[int, msgspec.Meta(ge=1024 * 1024)] = 16 * 1024 * 1024
     checkpoint_interval_seconds: Annotated[float, msgspec.Meta(gt=0)] = 3.0
     # DuckDB's memory, mostly its cache of the store's blocks, which fills up to this as the store
