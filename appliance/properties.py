@@ -91,7 +91,7 @@ class FlattenMemo:
     A value whose walk breaks a rule is remembered as such: its event takes the plain path, which
     raises exactly what it always raised. The events that repeat a value share its decoded object,
     so nothing may change it. What a value flattens to depends on the limits, so one memo serves
-    one `PropertyLimits` (the gateway's serves the configured limits, which need a restart to change).
+    one `PropertyLimits` (the gateway keeps one, for the configured limits; they change only on restart).
 
     Bounded: once the raw JSON of the values held passes `max_text_bytes` or `max_entries`, the
     memo starts again empty (what is held costs about ten times its JSON: the decoded object and
