@@ -41,10 +41,10 @@ from sync.job import PassResult, SyncJob
 
 log = logging.getLogger(__name__)
 
-# Sessions closed per writer transaction (`close_quiet_sessions`). On a 2-core box, with 400k
-# quiet sessions stored, a transaction of 2,000 takes 90 ms (1,000: 67 ms, 5,000: 190 ms), so a
-# request queued behind one waits about as long as behind a commit, and a backlog still closes
-# at ~20k sessions/s.
+# Sessions closed per writer transaction (`close_quiet_sessions`). On a 2-core box a transaction
+# of 2,000 takes ~60 ms with 200k or 1M quiet sessions stored (`bench/close.py`), less than an
+# ingest commit, so a request queued behind one waits no longer than behind a commit, and a
+# backlog closes at ~30k sessions/s.
 CLOSE_BATCH_SESSIONS = 2_000
 
 T = TypeVar("T")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
 
 import duckdb
 import msgspec
@@ -84,16 +83,43 @@ _EARLIEST_ROWS = f"""
     GROUP BY e.session_id ORDER BY min(created_at), ordinal
 """  # noqa: S608 - constant names
 
-# The uuid5 (RFC 4122 §4.3) of `name` in the namespace given as the first parameter, as text:
-# SHA-1 of namespace and name, version nibble 5, variant bits 10. Equal to `session_event_id`.
-_UUID5 = """(WITH h AS (SELECT sha1(?::BLOB || encode({name})) AS hex)
+# The uuid5 (RFC 4122 §4.3) of `name` in the namespace given by the parameter `namespace`, as
+# text: SHA-1 of namespace and name, version nibble 5, variant bits 10. Equal to `session_event_id`.
+_UUID5 = """(WITH h AS (SELECT sha1({namespace}::BLOB || encode({name})) AS hex)
              SELECT substr(hex, 1, 8) || '-' || substr(hex, 9, 4) || '-5' || substr(hex, 14, 3) || '-'
                     || '89ab'[(('0x' || substr(hex, 17, 1))::INTEGER & 3) + 1] || substr(hex, 18, 3)
                     || '-' || substr(hex, 21, 12) FROM h)"""
 
 # The id of the `session_start` of each of `session_start_keys` (project_id, session_id).
-_START_ID = _UUID5.format(name="'session_start:' || project_id || ':' || session_id")
+_START_ID = _UUID5.format(namespace="?", name="'session_start:' || project_id || ':' || session_id")
 _SESSION_START_IDS = f"SELECT {_START_ID} AS id FROM session_start_keys"  # noqa: S608 - constant names
+
+# The `session_end` of each session in `quiet_sessions` (rows of `sessions` plus their `position`),
+# straight from its row: its id, exit page, duration and bounce flag, 1 s after its last event.
+_END_ID = _UUID5.format(namespace="$namespace", name="'session_end:' || project_id || ':' || id")
+_SESSION_END_COLUMNS = {
+    "id": _END_ID,
+    "name": "'session_end'",
+    "project_id": "project_id",
+    "device_id": "device_id",
+    "profile_id": "profile_id",
+    "session_id": "id",
+    "created_at": f"ended_at + to_milliseconds({SESSION_END_LAG_MS})",
+    "received_at": "epoch_ms($received_ms::BIGINT)",
+    "properties": """'{"__bounce":"' || CASE WHEN screen_view_count <= 1 THEN 'true' ELSE 'false' END || '"}'""",
+    "groups": "groups",
+    "path": "exit_path",
+    "origin": "exit_origin",
+    **{name: name for name in ("referrer", "referrer_name", "referrer_type")},
+    # As TIMESTAMP: DuckDB's epoch_ms fails on a millisecond timestamp read from Arrow.
+    "duration": "(epoch_ms(ended_at::TIMESTAMP) - epoch_ms(created_at::TIMESTAMP))::UBIGINT",
+    **{name: name for name in GEO_AND_AGENT_NAMES},
+    "seq": "$first_seq::BIGINT + position",
+}
+_INSERT_SESSION_ENDS = (
+    f"INSERT INTO events ({', '.join(_SESSION_END_COLUMNS)}) "  # noqa: S608 - constant names
+    f"SELECT {', '.join(_SESSION_END_COLUMNS.values())} FROM quiet_sessions ORDER BY position"
+)
 
 
 def event_batch(rows: list[EventRow]) -> pa.Table:
@@ -189,27 +215,8 @@ def session_event_id(name: str, project_id: str, session_id: str) -> str:
     return str(uuid.uuid5(_SESSION_EVENT_NAMESPACE, f"{name}:{project_id}:{session_id}"))
 
 
-def session_end_row(session: dict[str, Any], received_ms: int) -> EventRow:
-    """The `session_end` of a session row: exit path, duration, bounce flag, 1 s after its end."""
-    ended_at = int(session["ended_at"])
-    bounce = "true" if session["screen_view_count"] <= 1 else "false"
-    return EventRow(
-        id=session_event_id("session_end", session["project_id"], session["id"]),
-        id_from_client=False,
-        name="session_end",
-        project_id=session["project_id"],
-        device_id=session["device_id"],
-        profile_id=session["profile_id"],
-        session_id=session["id"],
-        created_at=ended_at + SESSION_END_LAG_MS,
-        received_at=received_ms,
-        properties=msgspec.json.encode({"__bounce": bounce}).decode(),
-        groups=list(session["groups"]),
-        path=session["exit_path"],
-        origin=session["exit_origin"],
-        referrer=session["referrer"],
-        referrer_name=session["referrer_name"],
-        referrer_type=session["referrer_type"],
-        duration=ended_at - int(session["created_at"]),
-        **{name: session[name] for name in GEO_AND_AGENT_NAMES},
-    )
+def insert_session_ends(connection: duckdb.DuckDBPyConnection, first_seq: int, received_ms: int) -> None:
+    """Insert the `session_end` of each of `quiet_sessions` (rows of `sessions` and their
+    `position`), numbered from `first_seq` in that order (docs/contract.md §7)."""
+    connection.execute(_INSERT_SESSION_ENDS, {"namespace": _SESSION_EVENT_NAMESPACE.bytes, "received_ms": received_ms,
+                                              "first_seq": first_seq})

@@ -35,7 +35,13 @@ from storage.schema import (
     REPLAY_ARROW_SCHEMA,
     SESSION_COLUMNS,
 )
-from storage.session_aggregates import NOT_COLUMNS, event_batch, session_aggregates, session_end_row, session_starts
+from storage.session_aggregates import (
+    NOT_COLUMNS,
+    event_batch,
+    insert_session_ends,
+    session_aggregates,
+    session_starts,
+)
 from storage.write_request import EventRow, GroupUpsert, ReplayChunk, StoredIds, WriteRequest, WriteResult
 
 log = logging.getLogger(__name__)
@@ -81,6 +87,18 @@ _MERGED_SESSIONS = "SELECT sessions.rowid AS stored_rowid, hash(excluded.id) AS 
 ) + """ FROM incoming_sessions excluded
       LEFT JOIN sessions ON sessions.id = excluded.id AND sessions.seq >= ?::BIGINT"""
 
+
+# The open sessions quiet since the time given (twice: their last event's time and the last time
+# one was received), the quietest first, at most the third parameter of them, with the rowid each
+# is replaced by (`Store.close_sessions`). Chosen by their rowids first: a top-N of whole rows
+# carries every column of every row through the sort (40 ms for 2,000 of 200k sessions, 23 ms so).
+_QUIET_SESSIONS = """
+    WITH quiet AS (
+        SELECT rowid AS stored_rowid FROM sessions
+        WHERE NOT closed AND ended_at < epoch_ms(?::BIGINT) AND last_received_at < epoch_ms(?::BIGINT)
+        ORDER BY ended_at, rowid LIMIT ?)
+    SELECT s.rowid AS stored_rowid, s.* FROM sessions s SEMI JOIN quiet q ON s.rowid = q.stored_rowid
+    ORDER BY s.ended_at, s.rowid"""
 
 _REFERRER_COLUMNS = ("referrer", "referrer_name", "referrer_type")
 _INHERITED_REFERRER = ", ".join(f"coalesce(nullif(s.{c}, ''), e.{c}) AS {c}" for c in _REFERRER_COLUMNS)
@@ -356,41 +374,35 @@ class Store:
         """Emit `session_end` for the (at most `limit`) open sessions quiet longest, in one
         transaction; returns how many. Bounded, so a backlog of quiet sessions (a device's week
         offline, sent at once) is closed in transactions of bounded memory and length, with
-        ingest commits between them."""
+        ingest commits between them.
+
+        Set-based: the quiet rows are read once with their rowids; their `session_end` rows are
+        one `INSERT … SELECT` over them, and the same rows, marked closed, replace them.
+        """
         quiet_since = now_ms - timeout_ms
-        cursor = self.connection.execute(
-            """SELECT * EXCLUDE (created_at, ended_at, last_received_at),
-                      epoch_ms(created_at) AS created_at, epoch_ms(ended_at) AS ended_at
-               FROM sessions
-               WHERE NOT closed AND ended_at < epoch_ms(?::BIGINT) AND last_received_at < epoch_ms(?::BIGINT)
-               ORDER BY ended_at LIMIT ?""",
-            [quiet_since, quiet_since, limit],
-        )
-        names = [d[0] for d in cursor.description or []]
-        sessions = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-        if not sessions:
+        quiet = arrow_result(self.connection, _QUIET_SESSIONS, [quiet_since, quiet_since, limit])
+        if not len(quiet):
             return 0
         before = self.sequences.snapshot()
         self.connection.execute("BEGIN")
         try:
-            ends = event_batch([session_end_row(session, now_ms) for session in sessions])
-            with self._registered("incoming_events", ends):
-                self._insert_events(ends)
-            first_seq = self.sequences.take("sessions", len(sessions))
-            closing = pa.table({"id": [s["id"] for s in sessions],
-                                "seq": pa.array(range(first_seq, first_seq + len(sessions)), pa.int64())})
+            positions = pa.array(np.arange(len(quiet), dtype=np.int64))
+            with self._registered("quiet_sessions", quiet.append_column("position", positions)):
+                insert_session_ends(self.connection, self.sequences.take("events", len(quiet)), now_ms)
             # Rewritten rather than updated in place, so the stored order stays the order of
             # `seq`, which lets a commit find recent sessions without reading old row groups.
-            closed = self._arrow_with("closing_sessions", closing, """
-                SELECT s.rowid AS stored_rowid, s.* REPLACE (true AS closed, c.seq AS seq)
-                FROM sessions s JOIN closing_sessions c ON s.id = c.id""")
+            first_seq = self.sequences.take("sessions", len(quiet))
+            closed = quiet.set_column(quiet.schema.get_field_index("closed"), "closed",
+                                      pa.array(np.ones(len(quiet), dtype=bool)))
+            closed = closed.set_column(closed.schema.get_field_index("seq"), "seq",
+                                       pa.compute.add(positions, pa.scalar(first_seq, pa.int64())))
             self._replace_sessions(closed)
             self.connection.execute("COMMIT")
         except BaseException:
             self._roll_back()
             self.sequences.restore(before)
             raise
-        return len(sessions)
+        return len(quiet)
 
     # ---- housekeeping ------------------------------------------------------------------------
 

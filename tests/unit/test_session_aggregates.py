@@ -1,9 +1,11 @@
-"""Session aggregates and `session_start` rows as SQL (storage.session_aggregates), against the
-contract's definition written out row by row (docs/contract.md §7, OpenPanel's `session-buffer.ts`).
+"""Session aggregates, `session_start` and `session_end` rows as SQL (storage.session_aggregates),
+against the contract's definition written out row by row (docs/contract.md §7, OpenPanel's
+`session-buffer.ts`).
 
-The reference below is the per-row Python the writer ran before its aggregates became SQL; random
+The references below are the per-row Python the writer ran before these became SQL; random
 commits (equal times, rows without a path, identified and anonymous rows, saturating revenue,
-null coordinates, rows that do not extend their session) must give the same rows either way.
+null coordinates, rows that do not extend their session) and random quiet sessions must give the
+same rows either way.
 """
 
 from __future__ import annotations
@@ -20,9 +22,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from storage.database import registered
-from storage.schema import GEO_AND_AGENT_NAMES
-from storage.session_aggregates import event_batch, session_aggregates, session_event_id, session_starts
+from storage.database import arrow_result, registered
+from storage.schema import EVENT_COLUMNS, GEO_AND_AGENT_NAMES, SESSION_ARROW_SCHEMA
+from storage.session_aggregates import (
+    event_batch,
+    insert_session_ends,
+    session_aggregates,
+    session_event_id,
+    session_starts,
+)
 from storage.write_request import EventRow
 
 _UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
@@ -88,6 +96,32 @@ def reference_starts(rows: list[EventRow], session_ids: set[str]) -> list[dict[s
                                       name="session_start", created_at=first.created_at - 100, revenue=0, duration=0)
               for first in firsts.values()]
     return [_as_columns(start) for start in starts]
+
+
+def reference_end(session: dict[str, Any], received_ms: int) -> dict[str, Any]:
+    """A session's `session_end`: exit page, duration, bounce flag, 1 s after its last event."""
+    ended_at = session["ended_at"]
+    return {
+        "id": session_event_id("session_end", session["project_id"], session["id"]),
+        "name": "session_end",
+        "sdk_name": "",
+        "sdk_version": "",
+        "device_id": session["device_id"],
+        "profile_id": session["profile_id"],
+        "project_id": session["project_id"],
+        "session_id": session["id"],
+        "groups": list(session["groups"]),
+        "path": session["exit_path"],
+        "origin": session["exit_origin"],
+        **{name: session[name] for name in ("referrer", "referrer_name", "referrer_type")},
+        "revenue": 0,
+        "duration": ended_at - session["created_at"],
+        "properties": msgspec.json.encode({"__bounce": "true" if session["screen_view_count"] <= 1 else "false"}).decode(),
+        "created_at": ended_at + 1000,
+        **{name: session[name] for name in GEO_AND_AGENT_NAMES},
+        "imported_at": None,
+        "received_at": received_ms,
+    }
 
 
 def _as_columns(row: EventRow) -> dict[str, Any]:
@@ -181,3 +215,46 @@ def test_session_start_ids_in_sql_equal_pythons_uuid5(connection: duckdb.DuckDBP
     _, starts = sql_aggregates_and_starts(connection, rows)
     assert {s["id"] for s in starts} == {
         session_event_id("session_start", r.project_id, r.session_id) for r in rows}
+
+
+@st.composite
+def quiet_sessions(draw: st.DrawFn) -> dict[str, Any]:
+    created_at = draw(_TIMES)
+    device = draw(st.sampled_from(["dev-a", "dev-ü"]))
+    return {
+        "seq": draw(st.integers(0, 1000)),
+        "id": draw(st.sampled_from(["s-1", "s-2", "sess-𝄞", "x" * 300])),
+        "project_id": draw(st.sampled_from(["proj", "prøject"])),
+        "device_id": device,
+        "profile_id": draw(st.sampled_from([device, "user-1"])),
+        "created_at": created_at,
+        "ended_at": created_at + draw(st.sampled_from([0, 1, 4 * 60_000])),
+        "screen_view_count": draw(st.integers(0, 3)),
+        "exit_path": draw(st.sampled_from(["", "/", "/cart"])),
+        "exit_origin": draw(st.sampled_from(["", "https://shop.example"])),
+        "referrer": draw(st.sampled_from(["", "https://google.com/"])),
+        "referrer_name": draw(st.sampled_from(["", "Google"])),
+        "referrer_type": draw(st.sampled_from(["", "search"])),
+        **{name: "" for name in GEO_AND_AGENT_NAMES},
+        "country": draw(st.sampled_from(["", "SE"])),
+        "longitude": draw(st.none() | st.just(18.06)),
+        "latitude": draw(st.none() | st.just(59.33)),
+        "browser": draw(st.sampled_from(["", "Safari"])),
+        "groups": draw(st.lists(st.sampled_from(["g1", "g2", "ä"]), max_size=2, unique=True)),
+        "is_live": draw(st.booleans()),
+        "last_received_at": created_at,
+    }
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(quiet_sessions(), min_size=1, max_size=8, unique_by=lambda s: (s["project_id"], s["id"])))
+def test_sql_session_ends_equal_the_row_by_row_definition(sessions: list[dict[str, Any]]) -> None:
+    received_ms, first_seq = 1_700_000_999_000, 41
+    quiet = pa.Table.from_pylist(sessions, schema=SESSION_ARROW_SCHEMA)
+    quiet = quiet.append_column("position", pa.array(range(len(sessions)), pa.int64()))
+    with duckdb.connect() as connection:
+        connection.execute(f"CREATE TABLE events ({', '.join(c.ddl for c in EVENT_COLUMNS)})")
+        with registered(connection, "quiet_sessions", quiet):
+            insert_session_ends(connection, first_seq, received_ms)
+        stored = _plain(arrow_result(connection, "SELECT * REPLACE (id::VARCHAR AS id) FROM events ORDER BY seq"))
+    assert stored == [{"seq": first_seq + n, **reference_end(session, received_ms)} for n, session in enumerate(sessions)]
