@@ -24,6 +24,7 @@ from appliance.outcomes import Reason, Rejection
 from appliance.properties import FlattenMemo, PropertyLimits
 from appliance.timestamps import TimeWindow
 from appliance.validate import ValidEvent, validate_item
+from storage.session_aggregates import event_batch
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,26 @@ def prepare_rows(
         valid = []
     dispatched, failed = _dispatch_each_on_its_own(context, valid)
     rejected.extend(failed)
-    return PreparedRows(len(items), dispatched, len(valid) - len(failed), rejected)
+    return PreparedRows(len(items), _with_event_columns(dispatched), len(valid) - len(failed), rejected)
+
+
+def _with_event_columns(dispatched: Dispatched) -> Dispatched:
+    """The request's events as the columns the writer stores (`event_batch`), built here in the
+    worker thread rather than on the writer's; only the live rows stay rows, for the live sessions.
+
+    Rows that cannot be columns (none the validation lets through) go to the writer as rows,
+    whose conversion fails this request alone, as it would have anyway.
+    """
+    write = dispatched.write
+    if not write.events:
+        return dispatched
+    try:
+        columns = event_batch(write.events)
+    except Exception:  # noqa: BLE001 - the writer raises the same error for this request, see above
+        return dispatched
+    dispatched.live_rows = [write.events[position] for position in dispatched.live_positions]
+    dispatched.write = msgspec.structs.replace(write, events=[], event_columns=columns)
+    return dispatched
 
 
 def _validate_one(

@@ -18,6 +18,7 @@ its session id once (`_RequestIds`), each distinct page and referrer parsed once
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 import msgspec
@@ -65,6 +66,13 @@ class Dispatched:
     write: WriteRequest = field(default_factory=WriteRequest)
     identity_by_index: dict[int, tuple[str, str]] = field(default_factory=dict)
     live_positions: list[int] = field(default_factory=list)  # positions in write.events
+    # Those rows themselves, once the events are columns (`appliance.batch`); else write.events's.
+    live_rows: list[EventRow] | None = None
+
+    def live(self, duplicates: Container[int]) -> list[EventRow]:
+        """The live rows that are not duplicates (by position)."""
+        rows = self.live_rows if self.live_rows is not None else [self.write.events[p] for p in self.live_positions]
+        return [row for position, row in zip(self.live_positions, rows, strict=True) if position not in duplicates]
 
 
 def dispatch(context: RequestContext, events: list[ValidEvent]) -> Dispatched:

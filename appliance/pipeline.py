@@ -130,8 +130,7 @@ async def _store(gateway: Gateway, prepared: PreparedRows, project: ProjectSetti
     except (WriterStopped, duckdb.Error) as exc:
         _count(gateway, project, internal=prepared.valid_count)
         raise storage_error(exc) from exc
-    events = dispatched.write.events
-    gateway.live.record([events[p] for p in dispatched.live_positions if p not in result.duplicates])
+    gateway.live.record(dispatched.live(result.duplicates))
     return result
 
 

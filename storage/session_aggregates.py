@@ -33,9 +33,9 @@ _SESSION_EVENT_NAMESPACE = uuid.UUID("2b0a1c4e-6f3d-5a7b-8c9d-1e2f3a4b5c6d")
 _DECODE_PROPERTIES = msgspec.json.Decoder(dict[str, str])
 
 # The event columns (but `seq`) and what the writer needs besides, per row: its position in the
-# commit (`ordinal`, which orders equal times and numbers the rows' seqs) and the two row facts
-# that are not columns (`EventRow.session_is_live`, `EventRow.extends_session`).
-_ROW_FACTS = (("session_is_live", pa.bool_()), ("extends_session", pa.bool_()))
+# commit (`ordinal`, which orders equal times and numbers the rows' seqs) and the row facts that
+# are not columns (`EventRow.id_from_client`, `.session_is_live`, `.extends_session`).
+_ROW_FACTS = (("id_from_client", pa.bool_()), ("session_is_live", pa.bool_()), ("extends_session", pa.bool_()))
 EVENT_BATCH_SCHEMA = pa.schema([*(f for f in EVENT_ARROW_SCHEMA if f.name != "seq"), *_ROW_FACTS,
                                 ("ordinal", pa.int64())])
 NOT_COLUMNS = ("ordinal", *(name for name, _ in _ROW_FACTS))
@@ -125,6 +125,8 @@ _INSERT_SESSION_ENDS = (
 def event_batch(rows: list[EventRow]) -> pa.Table:
     """`rows` as columns (`EVENT_BATCH_SCHEMA`), by one transposition of their tuples (a third
     cheaper than a getattr per column per row)."""
+    if not rows:
+        return EVENT_BATCH_SCHEMA.empty_table()
     values = list(zip(*(msgspec.structs.astuple(row) for row in rows), strict=True))
     columns = {name: pa.array(values[position], EVENT_BATCH_SCHEMA.field(name).type)
                for name, position in _ROW_FIELD_POSITIONS.items()}

@@ -42,7 +42,7 @@ from storage.session_aggregates import (
     session_aggregates,
     session_starts,
 )
-from storage.write_request import EventRow, GroupUpsert, ReplayChunk, StoredIds, WriteRequest, WriteResult
+from storage.write_request import GroupUpsert, ReplayChunk, StoredIds, WriteRequest, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,24 @@ class _WrittenSessions:
     first_seq: int
 
 
+def _numbered(batch: pa.Table) -> pa.Table:
+    """`batch` with its rows' `ordinal` their position in it (the order of the commit)."""
+    position = batch.schema.get_field_index("ordinal")
+    return batch.set_column(position, "ordinal", pa.array(np.arange(len(batch), dtype=np.int64)))
+
+
+def _first_copies(ids: pa.ChunkedArray) -> np.ndarray:
+    """Per id, the position of its first copy among `ids`."""
+    codes = pa.compute.index_in(ids, value_set=pa.compute.unique(ids)).to_numpy()
+    first: np.ndarray = np.unique(codes, return_index=True)[1][codes]
+    return first
+
+
+def _epoch_ms(scalar: pa.Scalar) -> int:
+    """A millisecond timestamp scalar as epoch milliseconds."""
+    return int(scalar.value)
+
+
 def _stored(merged: pa.Table) -> np.ndarray:
     """Per merged session row, whether it replaces a stored row."""
     stored: np.ndarray = pa.compute.is_valid(merged.column("stored_rowid")).to_numpy(zero_copy_only=False)
@@ -164,9 +182,12 @@ class Store:
         """Store a group of requests in one transaction."""
         claims: list[Future[list[tuple[str, str]]]] = []
         before = self.sequences.snapshot()
+        # Rows not yet in columns (tests, tools) become columns here; a row that cannot (a value
+        # out of its column's range) fails this commit, and the writer retries its requests alone.
+        events = [r.event_columns if r.event_columns is not None else event_batch(r.events) for r in requests]
         self.connection.execute("BEGIN")
         try:
-            results, new_rows, client_id_hashes = self._drop_duplicates(requests)
+            results, new_rows, client_id_hashes = self._drop_duplicates(events)
             written_sessions = self._store_events_and_sessions(new_rows, claims)
             for request, result in zip(requests, results, strict=True):
                 if request.profile_changes:
@@ -176,7 +197,7 @@ class Store:
             self._insert_replays([c for r in requests for c in r.replays])
             # Filed before the commit: should it fail, an id filed for nothing only costs a
             # lookup, whereas a committed id missing from the filters would be taken for new.
-            received_ms = max((row.received_at for r in requests for row in r.events), default=0)
+            received_ms = max((_epoch_ms(pa.compute.max(t.column("received_at"))) for t in events if len(t)), default=0)
             if client_id_hashes is not None:
                 self.recent_ids.add(client_id_hashes, received_ms)  # duplicates are in already: no change
             if written_sessions is not None:
@@ -196,56 +217,71 @@ class Store:
         self.stored_profiles.rebuild_if_due(self.connection)
         return results
 
-    def _drop_duplicates(
-        self, requests: list[WriteRequest],
-    ) -> tuple[list[WriteResult], list[EventRow], np.ndarray | None]:
-        """Each request's duplicates, the rows to store, and the hashes of the client-chosen ids."""
-        client_ids = [row.id for request in requests for row in request.events if row.id_from_client]
+    def _drop_duplicates(self, events: list[pa.Table]) -> tuple[list[WriteResult], pa.Table, np.ndarray | None]:
+        """Per request (its `events`, `EVENT_BATCH_SCHEMA`), its duplicates; the rows to store,
+        numbered in commit order; and the hashes of the client-chosen ids.
+
+        An event whose client-chosen id is stored already duplicates that stored copy; otherwise
+        the first copy in this commit is stored and the later ones duplicate it. Set-based: only
+        the duplicates found are looked at one by one.
+        """
+        batch = pa.concat_tables(events)
+        results = [WriteResult(duplicates={}) for _ in events]
+        client_positions = np.flatnonzero(batch.column("id_from_client").to_numpy(zero_copy_only=False))
+        if not len(client_positions):
+            return results, _numbered(batch), None
+        candidates = batch.select(["id"]).take(client_positions)
+        hashes = self._arrow_with("candidate_ids", candidates,
+                                  "SELECT hash(id::UUID) FROM candidate_ids").column(0).to_numpy()
         stored: dict[str, StoredIds] = {}
-        hashes: np.ndarray | None = None
-        if client_ids:
-            oldest_received = min(row.received_at for r in requests for row in r.events)
-            candidates = pa.table({"id": pa.array(client_ids, pa.string())})
-            hashes = self._arrow_with("candidate_ids", candidates,
-                                      "SELECT hash(id::UUID) FROM candidate_ids").column(0).to_numpy()
-            maybe_stored = self.recent_ids.may_hold(hashes, oldest_received)
-            if maybe_stored.any():
-                # An event can only be re-sent while it is inside the acceptance window, so its
-                # first copy was received inside it too; `received_at` rises with `seq`, which
-                # lets DuckDB skip old row groups.
-                found = self._query_with(
-                    "candidate_ids", candidates.filter(pa.array(maybe_stored)),
-                    """SELECT id::VARCHAR, device_id, session_id FROM events
-                       WHERE received_at >= epoch_ms(?::BIGINT) AND id IN (SELECT id::UUID FROM candidate_ids)""",
-                    [oldest_received - self._duplicate_window_ms],
-                )
-                stored = {row[0]: StoredIds(row[1], row[2]) for row in found}
-        results: list[WriteResult] = []
-        new_rows: list[EventRow] = []
-        for request in requests:
-            duplicates: dict[int, StoredIds] = {}
-            for position, row in enumerate(request.events):
-                earlier = stored.get(row.id)
-                if earlier is not None:
-                    duplicates[position] = earlier
-                    continue
-                if row.id_from_client:
-                    stored[row.id] = StoredIds(row.device_id, row.session_id)
-                new_rows.append(row)
-            results.append(WriteResult(duplicates=duplicates))
-        return results, new_rows, hashes
+        oldest_received = _epoch_ms(pa.compute.min(batch.column("received_at")))
+        maybe_stored = self.recent_ids.may_hold(hashes, oldest_received)
+        if maybe_stored.any():
+            # An event can only be re-sent while it is inside the acceptance window, so its
+            # first copy was received inside it too; `received_at` rises with `seq`, which
+            # lets DuckDB skip old row groups.
+            found = self._query_with(
+                "candidate_ids", candidates.filter(pa.array(maybe_stored)),
+                """SELECT id::VARCHAR, device_id, session_id FROM events
+                   WHERE received_at >= epoch_ms(?::BIGINT) AND id IN (SELECT id::UUID FROM candidate_ids)""",
+                [oldest_received - self._duplicate_window_ms],
+            )
+            stored = {row[0]: StoredIds(row[1], row[2]) for row in found}
+        ids = candidates.column("id")
+        first_copy = _first_copies(ids)
+        duplicate = first_copy != np.arange(len(ids))
+        if stored:
+            duplicate |= pa.compute.is_in(ids, value_set=pa.array(list(stored), pa.string())).to_numpy(
+                zero_copy_only=False)
+        duplicates = np.flatnonzero(duplicate)
+        if not len(duplicates):
+            return results, _numbered(batch), hashes
+        request_starts = np.cumsum([0, *(len(t) for t in events)])
+        id_texts = ids.take(duplicates).to_pylist()
+        first_rows = batch.select(["device_id", "session_id"]).take(client_positions[first_copy[duplicates]])
+        for candidate, id_text, device_id, session_id in zip(
+                duplicates.tolist(), id_texts, first_rows.column("device_id").to_pylist(),
+                first_rows.column("session_id").to_pylist(), strict=True):
+            position = int(client_positions[candidate])
+            request = int(np.searchsorted(request_starts, position, side="right")) - 1
+            earlier = stored.get(id_text) or StoredIds(device_id, session_id)
+            results[request].duplicates[position - int(request_starts[request])] = earlier
+        keep = np.ones(len(batch), dtype=bool)
+        keep[client_positions[duplicates]] = False
+        return results, _numbered(batch.filter(pa.array(keep))), hashes
 
     def _store_events_and_sessions(
-        self, rows: list[EventRow], claims: list[Future[list[tuple[str, str]]]],
+        self, batch: pa.Table, claims: list[Future[list[tuple[str, str]]]],
     ) -> _WrittenSessions | None:
-        """Insert the rows and merge their sessions; returns the sessions written, if any.
+        """Insert the rows of `batch` (`EVENT_BATCH_SCHEMA`, numbered by `ordinal`) and merge
+        their sessions; returns the sessions written, if any.
 
-        Set-based: the rows become one Arrow table, and the sessions' aggregates, the new
-        sessions' `session_start` rows and the referrer each event inherits are SQL over it.
+        Set-based: the sessions' aggregates, the new sessions' `session_start` rows and the
+        referrer each event inherits are SQL over the batch.
         """
-        if not rows:
+        if not len(batch):
             return None
-        batch = event_batch(rows)
+        rows = len(batch)
         with self._registered("incoming_events", batch):
             aggregates = session_aggregates(self.connection, batch)
             if not len(aggregates):
@@ -264,7 +300,7 @@ class Store:
                 keys = zip(new_sessions.column("project_id").to_pylist(), new_sessions.column("id").to_pylist(),
                            strict=True)
                 claims.append(self.locks.claim_all_in_background(list(keys)))
-                starts = session_starts(self.connection, batch, new_sessions.select(["id"]), len(rows))
+                starts = session_starts(self.connection, batch, new_sessions.select(["id"]), rows)
             self._replace_sessions(merged)
             # A session's referrer is the one it started with: the stored row's, or a new session's
             # first event's (the merge keeps the stored one). Every event of the session carries it
@@ -272,7 +308,7 @@ class Store:
             first_seq = self._insert_events(batch, starts, merged.select(["id", *_REFERRER_COLUMNS]))
         if starts is not None:
             upsert_session_profiles(self.connection, self.sequences, self.stored_profiles,
-                                    first_seq, first_seq + len(rows) + len(starts) - 1)
+                                    first_seq, first_seq + rows + len(starts) - 1)
         return written
 
     def _insert_events(self, batch: pa.Table, starts: pa.Table | None = None,

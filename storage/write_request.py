@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Literal
 
 import msgspec
+import pyarrow as pa
 
 
 class EventRow(msgspec.Struct, kw_only=True):
@@ -112,16 +113,27 @@ class StoredIds(msgspec.Struct, frozen=True):
 
 
 class WriteRequest(msgspec.Struct, kw_only=True):
-    """Everything one HTTP request stores; committed together or not at all."""
+    """Everything one HTTP request stores; committed together or not at all.
+
+    Its events come as rows (`events`) or, from the request path, as the same rows in columns
+    (`event_columns`, `storage.session_aggregates.event_batch`), built in the request's worker
+    thread so the writer does no Python per row; positions are the same either way.
+    """
 
     events: list[EventRow] = []
+    event_columns: pa.Table | None = None
     profile_changes: list[ProfileChange] = []
     groups: list[GroupUpsert] = []
     replays: list[ReplayChunk] = []
 
+    @property
+    def event_count(self) -> int:
+        """How many events the request stores (or finds duplicate)."""
+        return len(self.events) if self.event_columns is None else self.event_columns.num_rows
+
 
 class WriteResult(msgspec.Struct, kw_only=True):
-    """Per request: duplicate event rows (by position in `events`) and rows refused on stored
+    """Per request: duplicate event rows (by position among its events) and rows refused on stored
     state (by item index, with the `validation` message, e.g. increment of an unknown profile)."""
 
     duplicates: dict[int, StoredIds]

@@ -60,7 +60,7 @@ class _Job:
     rows: int = field(init=False)
 
     def __post_init__(self) -> None:
-        self.rows = len(self.write.events) + len(self.write.profile_changes) if self.write else 0
+        self.rows = self.write.event_count + len(self.write.profile_changes) if self.write else 0
 
     def resolve(self, result: Any = None, error: BaseException | None = None) -> None:
         self.loop.call_soon_threadsafe(_settle, self.future, result, error)

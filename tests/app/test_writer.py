@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import threading
+import uuid
 from pathlib import Path
 
 import msgspec
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from storage.database import open_database
+from storage.locks import SessionStartLocks
+from storage.session_aggregates import event_batch
 from storage.store import Store
-from storage.write_request import EventRow, WriteRequest
+from storage.write_request import EventRow, StoredIds, WriteRequest
 from storage.writer import StorageWriter
 
 NOW_MS = 1_780_920_000_000
@@ -347,3 +354,63 @@ def test_a_failed_commit_gives_its_session_start_claims_back(tmp_path: Path) -> 
         assert locks.claim("p", "sess-failed")  # nobody holds it: the failed commit gave it back
     finally:
         locks.close()
+
+
+# ---- duplicates in a group commit, against the row-by-row definition -------------------------
+
+def reference_duplicates(stored: dict[str, StoredIds], requests: list[list[EventRow]]) -> list[dict[int, StoredIds]]:
+    """The writer's rule, row by row: a client-chosen id already stored, or stored by an earlier
+    row of the commit, makes a duplicate of that copy; random ids are never duplicates."""
+    stored = dict(stored)
+    answers: list[dict[int, StoredIds]] = []
+    for rows in requests:
+        duplicates: dict[int, StoredIds] = {}
+        for position, event in enumerate(rows):
+            earlier = stored.get(event.id)
+            if earlier is not None:
+                duplicates[position] = earlier
+            elif event.id_from_client:
+                stored[event.id] = StoredIds(event.device_id, event.session_id)
+        answers.append(duplicates)
+    return answers
+
+
+_CLIENT_IDS = [uuid_for(n) for n in range(6)]
+
+
+@st.composite
+def commit_rows(draw: st.DrawFn) -> EventRow:
+    from_client = draw(st.booleans())
+    return EventRow(
+        id=draw(st.sampled_from(_CLIENT_IDS)) if from_client else str(uuid.uuid4()), id_from_client=from_client,
+        name=draw(st.sampled_from(["view", "tap"])), project_id="p", device_id=draw(st.sampled_from(["d1", "d2"])),
+        profile_id="d1", session_id=draw(st.sampled_from(["", "s1", "s2"])), created_at=NOW_MS, received_at=NOW_MS)
+
+
+@settings(max_examples=40, deadline=None)
+@given(before=st.lists(st.sampled_from(_CLIENT_IDS), max_size=3, unique=True),
+       requests=st.lists(st.lists(commit_rows(), max_size=6), min_size=1, max_size=4),
+       as_columns=st.lists(st.booleans(), min_size=4, max_size=4))
+def test_a_group_commit_finds_the_duplicates_the_row_by_row_rule_finds(
+    before: list[str], requests: list[list[EventRow]], as_columns: list[bool],
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = f"{folder}/g.duckdb"
+        store = Store(path, open_database(path), SessionStartLocks(f"{folder}/cache", expire_seconds=10**6), 10**9)
+        try:
+            earlier = [msgspec.structs.replace(row("stored", event_id), device_id=f"dev-{n}", session_id=f"sess-{n}")
+                       for n, event_id in enumerate(before)]
+            store.commit([WriteRequest(events=earlier)])
+            writes = [WriteRequest(event_columns=event_batch(rows)) if columns else WriteRequest(events=rows)
+                      for rows, columns in zip(requests, as_columns, strict=False)]
+            results = store.commit(writes)
+            stored = {e.id: StoredIds(e.device_id, e.session_id) for e in earlier}
+            expected = reference_duplicates(stored, requests)
+            assert [r.duplicates for r in results] == expected
+            new = sorted((e.id, e.name, e.device_id) for rows, dups in zip(requests, expected, strict=True)
+                         for position, e in enumerate(rows) if position not in dups)
+            assert sorted(store.connection.execute(
+                "SELECT id::VARCHAR, name, device_id FROM events WHERE name IN ('view', 'tap')").fetchall()) == new
+        finally:
+            store.connection.close()
+            store.locks.close()

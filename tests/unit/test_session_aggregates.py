@@ -157,7 +157,7 @@ def sql_aggregates_and_starts(connection: duckdb.DuckDBPyConnection, rows: list[
     start_rows = _plain(starts)
     assert sorted(r.pop("ordinal") for r in start_rows) == list(range(len(rows), len(rows) + len(start_rows)))
     for start in start_rows:
-        del start["extends_session"], start["session_is_live"]
+        del start["id_from_client"], start["extends_session"], start["session_is_live"]
     return _plain(aggregates), start_rows
 
 
