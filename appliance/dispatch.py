@@ -65,7 +65,7 @@ class Dispatched:
 
     write: WriteRequest = field(default_factory=WriteRequest)
     identity_by_index: dict[int, tuple[str, str]] = field(default_factory=dict)
-    live_positions: list[int] = field(default_factory=list)  # positions in write.events
+    live_positions: list[int] = field(default_factory=list)  # positions among the request's events
     # Those rows themselves, once the events are columns (`appliance.batch`); else write.events's.
     live_rows: list[EventRow] | None = None
 
