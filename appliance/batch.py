@@ -80,20 +80,10 @@ def prepare_rows(
 
 def _with_event_columns(dispatched: Dispatched) -> Dispatched:
     """The request's events as the columns the writer stores (`event_batch`), built here in the
-    worker thread rather than on the writer's; only the live rows stay rows, for the live sessions.
-
-    Rows that cannot be columns (none the validation lets through) go to the writer as rows,
-    whose conversion fails this request alone, as it would have anyway.
-    """
+    worker thread rather than on the writer's; only the live rows stay rows, for the live sessions."""
     write = dispatched.write
-    if not write.events:
-        return dispatched
-    try:
-        columns = event_batch(write.events)
-    except Exception:  # noqa: BLE001 - the writer raises the same error for this request, see above
-        return dispatched
-    dispatched.live_rows = [write.events[position] for position in dispatched.live_positions]
-    dispatched.write = msgspec.structs.replace(write, events=[], event_columns=columns)
+    if write.events:
+        dispatched.write = msgspec.structs.replace(write, events=[], event_columns=event_batch(write.events))
     return dispatched
 
 
@@ -132,4 +122,5 @@ def _dispatch_each_on_its_own(
         merged.write.replays.extend(alone.write.replays)
         merged.identity_by_index.update(alone.identity_by_index)
         merged.live_positions.extend(offset + position for position in alone.live_positions)
+        merged.live_rows.extend(alone.live_rows)
     return merged, failed

@@ -65,14 +65,15 @@ class Dispatched:
 
     write: WriteRequest = field(default_factory=WriteRequest)
     identity_by_index: dict[int, tuple[str, str]] = field(default_factory=dict)
-    live_positions: list[int] = field(default_factory=list)  # positions among the request's events
-    # Those rows themselves, once the events are columns (`appliance.batch`); else write.events's.
-    live_rows: list[EventRow] | None = None
+    # The live rows, and their positions among the request's events (kept as rows when the
+    # events become columns, `appliance.batch`).
+    live_rows: list[EventRow] = field(default_factory=list)
+    live_positions: list[int] = field(default_factory=list)
 
     def live(self, duplicates: Container[int]) -> list[EventRow]:
         """The live rows that are not duplicates (by position)."""
-        rows = self.live_rows if self.live_rows is not None else [self.write.events[p] for p in self.live_positions]
-        return [row for position, row in zip(self.live_positions, rows, strict=True) if position not in duplicates]
+        return [row for position, row in zip(self.live_positions, self.live_rows, strict=True)
+                if position not in duplicates]
 
 
 def dispatch(context: RequestContext, events: list[ValidEvent]) -> Dispatched:
@@ -89,6 +90,7 @@ def dispatch(context: RequestContext, events: list[ValidEvent]) -> Dispatched:
                 row = _track_row(context, enrichment, event, device, ids.location(ip), session, live)
                 if live:
                     out.live_positions.append(len(out.write.events))
+                    out.live_rows.append(row)
                 out.write.events.append(row)
             case wire.IdentifyItem(payload=p):
                 out.write.profile_changes.append(ProfileChange(

@@ -185,9 +185,10 @@ class Store:
         # Rows not yet in columns (tests, tools) become columns here; a row that cannot (a value
         # out of its column's range) fails this commit, and the writer retries its requests alone.
         events = [r.event_columns if r.event_columns is not None else event_batch(r.events) for r in requests]
+        batch = pa.concat_tables(events)
         self.connection.execute("BEGIN")
         try:
-            results, new_rows, client_id_hashes = self._drop_duplicates(events)
+            results, new_rows, client_id_hashes = self._drop_duplicates(batch, [len(t) for t in events])
             written_sessions = self._store_events_and_sessions(new_rows, claims)
             for request, result in zip(requests, results, strict=True):
                 if request.profile_changes:
@@ -197,7 +198,7 @@ class Store:
             self._insert_replays([c for r in requests for c in r.replays])
             # Filed before the commit: should it fail, an id filed for nothing only costs a
             # lookup, whereas a committed id missing from the filters would be taken for new.
-            received_ms = max((_epoch_ms(pa.compute.max(t.column("received_at"))) for t in events if len(t)), default=0)
+            received_ms = _epoch_ms(pa.compute.max(batch.column("received_at"))) if len(batch) else 0
             if client_id_hashes is not None:
                 self.recent_ids.add(client_id_hashes, received_ms)  # duplicates are in already: no change
             if written_sessions is not None:
@@ -217,16 +218,17 @@ class Store:
         self.stored_profiles.rebuild_if_due(self.connection)
         return results
 
-    def _drop_duplicates(self, events: list[pa.Table]) -> tuple[list[WriteResult], pa.Table, np.ndarray | None]:
-        """Per request (its `events`, `EVENT_BATCH_SCHEMA`), its duplicates; the rows to store,
-        numbered in commit order; and the hashes of the client-chosen ids.
+    def _drop_duplicates(self, batch: pa.Table, request_sizes: list[int],
+                         ) -> tuple[list[WriteResult], pa.Table, np.ndarray | None]:
+        """Per request (the next `request_sizes` rows of `batch`, `EVENT_BATCH_SCHEMA`), its
+        duplicates; the rows to store, numbered in commit order; and the hashes of the
+        client-chosen ids.
 
         An event whose client-chosen id is stored already duplicates that stored copy; otherwise
         the first copy in this commit is stored and the later ones duplicate it. Set-based: only
         the duplicates found are looked at one by one.
         """
-        batch = pa.concat_tables(events)
-        results = [WriteResult(duplicates={}) for _ in events]
+        results = [WriteResult(duplicates={}) for _ in request_sizes]
         client_positions = np.flatnonzero(batch.column("id_from_client").to_numpy(zero_copy_only=False))
         if not len(client_positions):
             return results, _numbered(batch), None
@@ -256,7 +258,7 @@ class Store:
         duplicates = np.flatnonzero(duplicate)
         if not len(duplicates):
             return results, _numbered(batch), hashes
-        request_starts = np.cumsum([0, *(len(t) for t in events)])
+        request_starts = np.cumsum([0, *request_sizes])
         id_texts = ids.take(duplicates).to_pylist()
         first_rows = batch.select(["device_id", "session_id"]).take(client_positions[first_copy[duplicates]])
         for candidate, id_text, device_id, session_id in zip(
