@@ -41,6 +41,7 @@ from storage.session_aggregates import (
     insert_session_ends,
     session_aggregates,
     session_starts,
+    with_session_referrers,
 )
 from storage.write_request import GroupUpsert, ReplayChunk, StoredIds, WriteRequest, WriteResult
 
@@ -99,9 +100,6 @@ _QUIET_SESSIONS = """
         ORDER BY ended_at, rowid LIMIT ?)
     SELECT s.rowid AS stored_rowid, s.* FROM sessions s SEMI JOIN quiet q ON s.rowid = q.stored_rowid
     ORDER BY s.ended_at, s.rowid"""
-
-_REFERRER_COLUMNS = ("referrer", "referrer_name", "referrer_type")
-_INHERITED_REFERRER = ", ".join(f"coalesce(nullif(s.{c}, ''), e.{c}) AS {c}" for c in _REFERRER_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,35 +305,31 @@ class Store:
             # A session's referrer is the one it started with: the stored row's, or a new session's
             # first event's (the merge keeps the stored one). Every event of the session carries it
             # (OpenPanel's referrer inheritance).
-            first_seq = self._insert_events(batch, starts, merged.select(["id", *_REFERRER_COLUMNS]))
+            first_seq = self._insert_events(batch, starts, merged)
         if starts is not None:
             upsert_session_profiles(self.connection, self.sequences, self.stored_profiles,
                                     first_seq, first_seq + rows + len(starts) - 1)
         return written
 
     def _insert_events(self, batch: pa.Table, starts: pa.Table | None = None,
-                       session_referrers: pa.Table | None = None) -> int:
+                       sessions: pa.Table | None = None) -> int:
         """Insert `batch` (registered as `incoming_events`) and the `starts` numbered after it,
-        inheriting their session's referrer when given; returns the first seq."""
-        count = len(batch) + (len(starts) if starts is not None else 0)
+        each row taking its session's referrer from the merged `sessions` when given; returns
+        the first seq."""
+        if starts is None and sessions is None:
+            return self._insert_rows("incoming_events", len(batch))
+        rows = batch if starts is None else pa.concat_tables([batch, starts])
+        if sessions is not None:
+            rows = with_session_referrers(rows, sessions)
+        with self._registered("new_events", rows):
+            return self._insert_rows("new_events", len(rows))
+
+    def _insert_rows(self, source: str, count: int) -> int:
+        """Insert the `count` rows of `source` (`EVENT_BATCH_SCHEMA`) numbered by their ordinal."""
         first_seq = self.sequences.take("events", count)
-        rows = "incoming_events"
-        if starts is not None:
-            rows = "(SELECT * FROM incoming_events UNION ALL BY NAME SELECT * FROM session_starts)"
-        columns, join = f"e.* EXCLUDE ({', '.join(NOT_COLUMNS)})", ""
-        if session_referrers is not None:
-            # Field by field, a non-empty session value wins (OpenPanel merges the session's
-            # referrer over the event's, leaving out empty values).
-            columns += f" REPLACE ({_INHERITED_REFERRER})"
-            join = "LEFT JOIN session_referrers s ON s.id = e.session_id"
-        with contextlib.ExitStack() as stack:
-            if starts is not None:
-                stack.enter_context(self._registered("session_starts", starts))
-            if session_referrers is not None:
-                stack.enter_context(self._registered("session_referrers", session_referrers))
-            self.connection.execute(
-                f"INSERT INTO events BY NAME SELECT {columns}, ?::BIGINT + e.ordinal AS seq FROM {rows} e {join}",  # noqa: S608
-                [first_seq])
+        self.connection.execute(
+            f"INSERT INTO events BY NAME SELECT * EXCLUDE ({', '.join(NOT_COLUMNS)}), "  # noqa: S608
+            f"?::BIGINT + ordinal AS seq FROM {source}", [first_seq])
         return first_seq
 
     def _merge_sessions(self, aggregates: pa.Table, now_ms: int) -> _WrittenSessions:
@@ -367,13 +361,12 @@ class Store:
         three times this delete and insert: a commit touching 600 sessions, 80% of them stored,
         against 200k (2M) stored sessions took 161 ms (580 ms) as an upsert, 50 ms (192 ms) so.
         """
-        replaced = merged.column("stored_rowid").drop_null()
-        if len(replaced):
-            self._execute_with("replaced_sessions", pa.table({"rowid": replaced}),
-                               "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM replaced_sessions)")
         names = ", ".join(c.name for c in SESSION_COLUMNS)
-        self._execute_with("merged_sessions", merged,
-                           f"INSERT INTO sessions ({names}) SELECT {names} FROM merged_sessions")  # noqa: S608
+        with self._registered("merged_sessions", merged):
+            if merged.column("stored_rowid").null_count < len(merged):
+                self.connection.execute("DELETE FROM sessions WHERE rowid IN "
+                                        "(SELECT stored_rowid FROM merged_sessions WHERE stored_rowid IS NOT NULL)")
+            self.connection.execute(f"INSERT INTO sessions ({names}) SELECT {names} FROM merged_sessions")  # noqa: S608
 
     def _upsert_groups(self, groups: list[GroupUpsert]) -> None:
         if not groups:

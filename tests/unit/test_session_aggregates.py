@@ -25,11 +25,13 @@ from hypothesis import strategies as st
 from storage.database import arrow_result, registered
 from storage.schema import EVENT_COLUMNS, GEO_AND_AGENT_NAMES, SESSION_ARROW_SCHEMA
 from storage.session_aggregates import (
+    REFERRER_COLUMNS,
     event_batch,
     insert_session_ends,
     session_aggregates,
     session_event_id,
     session_starts,
+    with_session_referrers,
 )
 from storage.write_request import EventRow
 
@@ -258,3 +260,32 @@ def test_sql_session_ends_equal_the_row_by_row_definition(sessions: list[dict[st
             insert_session_ends(connection, first_seq, received_ms)
         stored = _plain(arrow_result(connection, "SELECT * REPLACE (id::VARCHAR AS id) FROM events ORDER BY seq"))
     assert stored == [{"seq": first_seq + n, **reference_end(session, received_ms)} for n, session in enumerate(sessions)]
+
+
+# ---- referrer inheritance ----------------------------------------------------------------------
+
+_REFERRER_VALUES = st.sampled_from(["", "https://www.google.com/", "Google", "search"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(["", "s-1", "s-2", "s-𝄞"]), _REFERRER_VALUES, _REFERRER_VALUES,
+                       _REFERRER_VALUES), min_size=1, max_size=12),
+    st.dictionaries(st.sampled_from(["s-1", "s-𝄞", "s-3"]),
+                    st.tuples(st.none() | _REFERRER_VALUES, st.none() | _REFERRER_VALUES,
+                              st.none() | _REFERRER_VALUES), max_size=3),
+)
+def test_events_take_their_sessions_referrer_field_by_field(
+    events: list[tuple[str, str, str, str]], sessions: dict[str, tuple[str | None, str | None, str | None]],
+) -> None:
+    rows = pa.table({"session_id": [e[0] for e in events],
+                     **{name: [e[n + 1] for e in events] for n, name in enumerate(REFERRER_COLUMNS)}})
+    merged = pa.table({"id": pa.array(list(sessions), pa.string()),
+                       **{name: pa.array([s[n] for s in sessions.values()], pa.string())
+                          for n, name in enumerate(REFERRER_COLUMNS)}})
+    # The definition: a non-empty value of the event's session wins, else the event keeps its own
+    # (OpenPanel's `events.incoming-event.ts`; the SQL the writer ran before).
+    expected = [{"session_id": session_id, **{
+        name: sessions.get(session_id, (None, None, None))[n] or own for n, (name, own) in
+        enumerate(zip(REFERRER_COLUMNS, values, strict=True))}} for session_id, *values in events]
+    assert with_session_referrers(rows, merged).to_pylist() == expected
