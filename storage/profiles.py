@@ -243,11 +243,10 @@ def _write(connection: duckdb.DuckDBPyConnection, sequences: SequenceSource, sto
 
 def _replace(connection: duckdb.DuckDBPyConnection, stored: StoredProfiles, rows: pa.Table, first_seq: int) -> None:
     """Write profile rows: the stored rows they replace (`stored_rowid`) are deleted first."""
-    replaced = rows.column("stored_rowid").drop_null()
-    if len(replaced):
-        with registered(connection, "replaced_profiles", pa.table({"rowid": replaced})):
-            connection.execute("DELETE FROM profiles WHERE rowid IN (SELECT rowid FROM replaced_profiles)")
     with registered(connection, "written_profiles", rows):
+        if rows.column("stored_rowid").null_count < len(rows):
+            connection.execute("DELETE FROM profiles WHERE rowid IN "
+                               "(SELECT stored_rowid FROM written_profiles WHERE stored_rowid IS NOT NULL)")
         # Column names come from storage.schema, never from a request.
         connection.execute(f"INSERT INTO profiles ({_NAMES}) SELECT {_NAMES} FROM written_profiles")  # noqa: S608
         hashes = _key_hashes(connection, "written_profiles")
