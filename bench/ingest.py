@@ -16,7 +16,7 @@ shed, appliance.admission) is counted as refused, with its own latency, and the 
 after `Retry-After`; the server's own time for its 503s is printed beside it (the client's adds
 the upload of the unread body). After each run the DuckDB file is read: every acknowledged
 event must be stored. Server CPU per accepted event is printed (user + system seconds of the
-server process).
+server process), and the writer's transactions with their mean time (from its `/metrics`).
 
 `--prefill N` seeds the store directly, before the server starts, with N events of the last four
 days (inside the duplicate window, which every new event is checked against) in sessions of 20
@@ -377,7 +377,7 @@ def run_once(args: argparse.Namespace, templates: list[bytes]) -> dict[str, floa
             thread.join()
         wall = time.monotonic() - started
         peak_rss, server_cpu = server.peak_rss_mib(), server.cpu_seconds()
-        refused_in_server_ms = _refused_p99_in_server_ms(server.url)
+        refused_in_server_ms, mean_commit_ms, commits = _server_figures(server.url)
     finally:
         largest_wal = wal.stop()
         exit_code = server.stop()
@@ -405,6 +405,8 @@ def run_once(args: argparse.Namespace, templates: list[bytes]) -> dict[str, floa
         "refused": len(refused_latencies),
         "refused_p99_ms": _percentile_ms(refused_latencies, 0.99),
         "refused_p99_in_server_ms": refused_in_server_ms,
+        "mean_commit_ms": mean_commit_ms,
+        "commits": commits,
         "missing": accepted[0] - stored,
         "bytes_per_event": body_bytes[0] / max(1, len(latencies) * args.batch_size),
         "store_bytes_per_event": store_bytes / max(1, stored),
@@ -459,21 +461,30 @@ def _stored_events(database: Path) -> int:
     return int(row[0]) if row else 0
 
 
-def _refused_p99_in_server_ms(url: str) -> float:
-    """The upper bound of the histogram bucket holding the p99 of the server's own time for its
-    503s (`gateway_refused_request_duration_seconds`). The client's latency adds the upload of
-    the body the server did not read, which the server drains after answering, and the client
-    threads' wait for each other."""
+def _server_figures(url: str) -> tuple[float, float, int]:
+    """From the server's `/metrics`: the upper bound of the histogram bucket holding the p99 of its
+    own time for its 503s (`gateway_refused_request_duration_seconds`; the client's latency adds
+    the upload of the body the server did not read, which the server drains after answering, and
+    the client threads' wait for each other), and its writer's mean time per transaction (a group
+    commit, `gateway_commit_duration_seconds`) in ms, with the number of transactions."""
     text = httpx.get(f"{url}/metrics", timeout=30).text
-    buckets = []
+    buckets: list[tuple[float, float]] = []
+    commit = {"sum": 0.0, "count": 0.0}
     for family in text_string_to_metric_families(text):
         if family.name == "gateway_refused_request_duration_seconds":
             buckets = sorted((float(sample.labels["le"]), sample.value) for sample in family.samples
                              if sample.name.endswith("_bucket") and sample.labels.get("route") == "/track/batch")
+        if family.name == "gateway_commit_duration_seconds":
+            for sample in family.samples:
+                for kind in commit:
+                    if sample.name.endswith(f"_{kind}"):
+                        commit[kind] = sample.value
+    commits = int(commit["count"])
+    mean_commit_ms = 1000 * commit["sum"] / commits if commits else float("nan")
     if not buckets or buckets[-1][1] == 0:
-        return float("nan")
+        return float("nan"), mean_commit_ms, commits
     total = buckets[-1][1]
-    return 1000 * next(bound for bound, count in buckets if count >= 0.99 * total)
+    return 1000 * next(bound for bound, count in buckets if count >= 0.99 * total), mean_commit_ms, commits
 
 
 def _refusals(result: dict[str, float]) -> str:
@@ -522,6 +533,7 @@ def main() -> None:
             f"run {run}: {result['events_per_s']:,.0f} events/s, p50 {result['p50_ms']:.0f} ms, "
             f"p99 {result['p99_ms']:.0f} ms, peak RSS {result['peak_rss_mib']:.0f} MiB, "
             f"server CPU {result['server_cpu_s']:.1f} s ({result['cpu_us_per_event']:.0f} us/event), "
+            f"{result['commits']:,} commits of {result['mean_commit_ms']:.0f} ms on average, "
             f"{_refusals(result)}, {result['missing']} acknowledged but not stored, "
             f"{result['bytes_per_event']:.0f} B/event sent, {result['store_bytes_per_event']:.0f} B/event stored, "
             f"WAL up to {result['largest_wal_mb']:,.0f} MB, "
