@@ -81,7 +81,7 @@ _SESSION_SUMMARIES = f"""
 # by the parameter `namespace` and of `name`, as the column `uuid5_hash`; then, a level above,
 # its text with the version nibble 5 and the variant bits 10. Two levels, not a scalar subquery
 # per row (`(WITH h AS (SELECT sha1(...)) SELECT ... FROM h)`), which DuckDB runs as a
-# correlated join: 12 instead of ~2 ms for 2,000 new sessions.
+# correlated join: 2,000 ids took 5.7 ms so, 3.8 ms this way.
 _UUID5_HASH = "sha1({namespace}::BLOB || encode({name})) AS uuid5_hash"
 _UUID5_TEXT = """substr(uuid5_hash, 1, 8) || '-' || substr(uuid5_hash, 9, 4) || '-5' || substr(uuid5_hash, 14, 3)
     || '-' || '89ab'[(('0x' || substr(uuid5_hash, 17, 1))::INTEGER & 3) + 1] || substr(uuid5_hash, 18, 3)
