@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from storage.database import arrow_result, registered
 from storage.schema import EVENT_COLUMNS, GEO_AND_AGENT_NAMES, SESSION_ARROW_SCHEMA
 from storage.session_aggregates import (
+    EVENT_BATCH_SCHEMA,
     REFERRER_COLUMNS,
     event_batch,
     insert_session_ends,
@@ -207,6 +208,22 @@ def test_sql_aggregates_and_starts_equal_the_row_by_row_definition(
     assert aggregates == reference_aggregates(rows)
     expected = reference_starts(rows, {a["id"] for a in aggregates})
     assert sorted(starts, key=lambda r: r["id"]) == sorted(expected, key=lambda r: r["id"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(event_rows(), min_size=1, max_size=25), st.booleans())
+def test_a_commits_columns_hold_its_rows_values(rows: list[EventRow], shared: bool) -> None:
+    # A request's rows share objects (its project, agent, place, receive time): columns whose rows
+    # all hold one value are built another way (`_column`), and must hold the same.
+    if shared:
+        rows = [msgspec.structs.replace(row, received_at=rows[0].received_at, longitude=None, groups=rows[0].groups)
+                for row in rows]
+    expected = [{name: getattr(row, name) for name in EVENT_BATCH_SCHEMA.names if name != "ordinal"}
+                for row in rows]
+    columns = event_batch(rows)
+    assert columns.schema == EVENT_BATCH_SCHEMA
+    assert _plain(columns.drop_columns(["ordinal"])) == expected
+    assert columns.column("ordinal").to_pylist() == list(range(len(rows)))
 
 
 def test_session_start_ids_in_sql_equal_pythons_uuid5(connection: duckdb.DuckDBPyConnection) -> None:
