@@ -77,7 +77,7 @@ _SESSION_SUMMARIES = f"""
 """  # noqa: S608 - constant names
 
 
-# A uuid5 (RFC 4122 §4.3) in SQL, equal to `session_event_id`: the SHA-1 of the namespace given
+# A uuid5 (RFC 4122 §4.3) in SQL, equal to Python's `uuid.uuid5`: the SHA-1 of the namespace given
 # by the parameter `namespace` and of `name`, as the column `uuid5_hash`; then, a level above,
 # its text with the version nibble 5 and the variant bits 10. Two levels, not a scalar subquery
 # per row (`(WITH h AS (SELECT sha1(...)) SELECT ... FROM h)`), which DuckDB runs as a
@@ -241,11 +241,6 @@ def _utm_columns(properties: pa.ChunkedArray) -> dict[str, pa.Array]:
         for name in _UTM:
             values[name][position] = query.get(f"__query.{name}", "")
     return {name: pa.array(column, pa.string()) for name, column in values.items()}
-
-
-def session_event_id(name: str, project_id: str, session_id: str) -> str:
-    """The one id a session's `session_start` (or `session_end`) can ever have."""
-    return str(uuid.uuid5(_SESSION_EVENT_NAMESPACE, f"{name}:{project_id}:{session_id}"))
 
 
 def insert_session_ends(connection: duckdb.DuckDBPyConnection, first_seq: int, received_ms: int) -> None:

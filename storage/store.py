@@ -276,8 +276,8 @@ class Store:
         """Insert the rows of `batch` (`EVENT_BATCH_SCHEMA`, numbered by `ordinal`) and merge
         their sessions; returns the sessions written, if any.
 
-        Set-based: the sessions' aggregates, the new sessions' `session_start` rows and the
-        referrer each event inherits are SQL over the batch.
+        Set-based: the sessions' aggregates and the new sessions' `session_start` rows are SQL
+        over the batch, the referrer each event inherits Arrow over it.
         """
         if not len(batch):
             return None

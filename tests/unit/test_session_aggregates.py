@@ -30,17 +30,24 @@ from storage.session_aggregates import (
     event_batch,
     insert_session_ends,
     session_aggregates,
-    session_event_id,
     session_starts,
     with_session_referrers,
 )
 from storage.write_request import EventRow
 
+# Fixed forever (docs/contract.md §7): a session's events must get the same ids on every resend,
+# in every release.
+_SESSION_EVENT_NAMESPACE = uuid.UUID("2b0a1c4e-6f3d-5a7b-8c9d-1e2f3a4b5c6d")
 _UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
 _MAX_REVENUE = 2**64 - 1
 
 
 # ---- the definition, row by row --------------------------------------------------------------
+
+def session_event_id(name: str, project_id: str, session_id: str) -> str:
+    """The one id a session's `session_start` (or `session_end`) can ever have."""
+    return str(uuid.uuid5(_SESSION_EVENT_NAMESPACE, f"{name}:{project_id}:{session_id}"))
+
 
 def reference_aggregates(rows: list[EventRow]) -> list[dict[str, Any]]:
     grouped: dict[str, list[EventRow]] = {}
