@@ -13,7 +13,7 @@ import logging
 import re
 import tempfile
 from collections.abc import Mapping
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 import clickhouse_connect
@@ -64,6 +64,20 @@ def classify_error(exc: Exception) -> UpstreamError:
     return UpstreamError(text, retryable=True, ambiguous=ambiguous)
 
 
+class EncodedRows:
+    """A block's rows in Arrow's file format, ready to send (`Upstream.encode`): as bytes for an
+    HTTP upstream, in a temporary file for the embedded engine, which `close` removes."""
+
+    def __init__(self, rows: pa.Table, *, data: bytes = b"", file: IO[bytes] | None = None) -> None:
+        self.rows = rows
+        self.data = data
+        self.file = file
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
 class Upstream:
     """One connection to the central ClickHouse."""
 
@@ -109,45 +123,64 @@ class Upstream:
         except (DatabaseError, OperationalError, OSError) as exc:
             raise classify_error(exc) from exc
 
-    def insert_arrow(self, table: str, rows: pa.Table, token: str, *, distributed: bool = False,
+    def encode(self, rows: pa.Table) -> EncodedRows:
+        """`rows` in Arrow's file format, as an insert with computed columns sends them: compressed
+        as the client compresses (HTTP), or in a temporary file (the embedded engine reads no
+        request body). Made apart from the insert so it can be made while another block is sent."""
+        if not self.url.startswith("chdb://"):
+            compression = self._client.write_compression
+            block = pa.BufferOutputStream()
+            _write_arrow_file(rows, block, compression if compression in ("zstd", "lz4") else None)
+            return EncodedRows(rows, data=block.getvalue().to_pybytes())
+        file = tempfile.NamedTemporaryFile(suffix=".arrow")  # noqa: SIM115 - EncodedRows.close removes it
+        try:
+            _write_arrow_file(rows, file, None)
+            file.flush()
+        except OSError as exc:  # a full temporary folder: the next pass tries again
+            file.close()
+            raise UpstreamError(f"cannot write the block to send: {exc}", retryable=True) from exc
+        return EncodedRows(rows, file=file)
+
+    def insert_arrow(self, table: str, rows: pa.Table | EncodedRows, token: str, *, distributed: bool = False,
                      read_as: Mapping[str, str] | None = None, computed: Mapping[str, str] | None = None) -> None:
         """Insert an Arrow table (columns named as upstream) as one block with its deduplication token.
 
         With `computed` (column → expression), the upstream makes those columns from what it
         reads: the block is read as `read_as` (column → type) by `input()` in an
-        `INSERT … SELECT` (ClickHouse applies the token to it as to a plain insert).
+        `INSERT … SELECT` (ClickHouse applies the token to it as to a plain insert). `rows` may
+        come encoded already (`encode`); the caller closes what it encoded.
         """
         settings = {**_INSERT_SETTINGS, **(_DISTRIBUTED_INSERT_SETTINGS if distributed else {}),
                     "insert_deduplication_token": token}
         try:
-            if computed:
+            if not computed:
+                plain = rows.rows if isinstance(rows, EncodedRows) else rows
+                self._client.insert_arrow(f"{self.database}.{table}", plain, settings=settings)
+            elif isinstance(rows, EncodedRows):
                 self._insert_select(f"{self.database}.{table}", rows, settings, read_as or {}, computed)
             else:
-                self._client.insert_arrow(f"{self.database}.{table}", rows, settings=settings)
+                encoded = self.encode(rows)
+                try:
+                    self._insert_select(f"{self.database}.{table}", encoded, settings, read_as or {}, computed)
+                finally:
+                    encoded.close()
         except (DatabaseError, OperationalError, OSError) as exc:
             raise classify_error(exc) from exc
 
-    def _insert_select(self, target: str, rows: pa.Table, settings: dict[str, Any], read_as: Mapping[str, str],
+    def _insert_select(self, target: str, encoded: EncodedRows, settings: dict[str, Any], read_as: Mapping[str, str],
                        computed: Mapping[str, str]) -> None:
-        names = rows.column_names
+        names = encoded.rows.column_names
         columns = ", ".join(quote_identifier(name) for name in names)
         select = ", ".join(computed.get(name, quote_identifier(name)) for name in names)
         structure = quote_string(", ".join(f"{quote_identifier(name)} {read_as[name]}" for name in names))
         # Names and types are the upstream's own (system.columns), values are quoted.
         insert = f"INSERT INTO {target} ({columns}) SELECT {select}"
-        if not self.url.startswith("chdb://"):
-            compression = self._client.write_compression
-            block = pa.BufferOutputStream()
-            _write_arrow_file(rows, block, compression if compression in ("zstd", "lz4") else None)
-            self._client.command(f"{insert} FROM input({structure}) FORMAT Arrow",
-                                 data=block.getvalue().to_pybytes(), settings=settings)
-            return
-        # The embedded engine reads no request body: the same block from a file.
-        with tempfile.NamedTemporaryFile(suffix=".arrow") as file:
-            _write_arrow_file(rows, file, None)
-            file.flush()
-            self._client.command(f"{insert} FROM file({quote_string(file.name)}, 'Arrow', {structure})",
+        if encoded.file is None:
+            self._client.command(f"{insert} FROM input({structure}) FORMAT Arrow", data=encoded.data,
                                  settings=settings)
+            return
+        self._client.command(f"{insert} FROM file({quote_string(encoded.file.name)}, 'Arrow', {structure})",
+                             settings=settings)
 
     def existing_keys(self, table: str, keys: list[tuple[str, KeyKind]], lookup: list[str], projects: list[str],
                       time_range: tuple[str, int, int] | None) -> set[tuple[Any, ...]]:

@@ -74,6 +74,14 @@ class PassResult:
 
 
 @dataclass(frozen=True, slots=True)
+class _Shaped:
+    """A batch as it goes upstream: its block, its insert token, the rows refused before sending."""
+    block: Block
+    token: str
+    refused: list[Refused]
+
+
+@dataclass(frozen=True, slots=True)
 class _Target:
     """One upstream table, as this pass sends to it."""
     plan: TablePlan
@@ -192,20 +200,25 @@ class SyncJob:
         - A recorder keeps up to `_RECORDED_AHEAD` batches recorded ahead of the one being sent,
           so a writer busy for a few seconds (ingest commits, a checkpoint) does not hold the
           upstream idle: the batches recorded before it went busy are sent meanwhile.
-        - The next batch is read from DuckDB while one is on its way upstream.
+        - The next batch is read from DuckDB, and usually shaped and encoded (`_prepare`), while
+          one is on its way upstream.
         - A confirmed batch is marked done on the writer while the next ones are sent; the marks
           are writer calls, so they land in order, and progress is reported in that order.
         """
         recorded: asyncio.Queue[Batch | Exception | None] = asyncio.Queue(maxsize=_RECORDED_AHEAD)
         recorder = asyncio.ensure_future(self._record_ahead(table, budget, until_seq, recorded))
-        reading = asyncio.ensure_future(self._take_and_read(recorded))
+        reading = asyncio.ensure_future(self._take_and_prepare(recorded, target))
         finishing: collections.deque[asyncio.Future[None]] = collections.deque()
         sent = 0
         try:
             while (upcoming := await reading) is not None:
-                batch, rows = upcoming
-                reading = asyncio.ensure_future(self._take_and_read(recorded))
-                refused = await self._insert(batch, rows, target)
+                batch, prepared = upcoming
+                reading = asyncio.ensure_future(self._take_and_prepare(recorded, target))
+                try:
+                    refused = await self._insert(batch, prepared, target)
+                finally:
+                    if isinstance(prepared, _Shaped):
+                        prepared.block.close()
                 sent += 1
                 finishing.append(asyncio.ensure_future(self._finish(batch, refused, result)))
                 while finishing and finishing[0].done():
@@ -222,6 +235,7 @@ class SyncJob:
             unsettled: list[asyncio.Future[Any]] = [recorder, reading, *finishing]
             for future in unsettled:
                 await _settled(future)
+            _drop_prepared(reading)
             raise
         while finishing:
             await _reported(finishing.popleft(), table, result, progress)
@@ -246,14 +260,15 @@ class SyncJob:
             return
         await recorded.put(None)
 
-    async def _take_and_read(self, recorded: asyncio.Queue[Batch | Exception | None]) -> tuple[Batch, pa.Table] | None:
-        """The next recorded batch with its rows, or None after the last."""
+    async def _take_and_prepare(self, recorded: asyncio.Queue[Batch | Exception | None],
+                                target: _Target) -> tuple[Batch, pa.Table | _Shaped] | None:
+        """The next recorded batch, prepared to send (`_prepare`), or None after the last."""
         batch = await recorded.get()
         if isinstance(batch, Exception):
             raise batch
         if batch is None:
             return None
-        return batch, await asyncio.to_thread(self._read, batch)
+        return batch, await asyncio.to_thread(self._prepare, batch, target)
 
     async def _next_recorded(self, table: str, after_id: int, until_seq: int) -> Batch | None:
         """The oldest pending batch recorded after batch `after_id`, else a new one recorded now
@@ -266,8 +281,9 @@ class SyncJob:
         return await self._writer.call(
             lambda store: ledger.record_batch(store, table, first, last, self._gateway_id, now))
 
-    async def _insert(self, batch: Batch, rows: pa.Table, target: _Target) -> list[Refused]:
-        """Send one batch; returns its refused rows, or records the failure and raises it."""
+    async def _insert(self, batch: Batch, rows: pa.Table | _Shaped, target: _Target) -> list[Refused]:
+        """Send one batch (its rows, or the batch shaped already); returns its refused rows, or
+        records the failure and raises it."""
         try:
             return await asyncio.to_thread(self._send, batch, rows, target)
         except UpstreamError as exc:
@@ -336,8 +352,26 @@ class SyncJob:
         finally:
             reader.close()
 
-    def _send(self, batch: Batch, rows: pa.Table, target: _Target) -> list[Refused]:
+    def _prepare(self, batch: Batch, target: _Target) -> pa.Table | _Shaped:
+        """What can be done for a batch before its turn to be sent: read it and, when what goes
+        upstream does not depend on the moment it goes (no insert time to set, no rows to look up
+        there first), shape and encode it."""
+        rows = self._read(batch)
+        if target.plan.set_inserted_at or batch.ambiguous or not target.deduplicates:
+            return rows
+        shaped = self._shape(self._connection(), batch, rows, target)
+        return _Shaped(shaped.block.encoded_by(self._connection()), shaped.token, shaped.refused)
+
+    def _send(self, batch: Batch, rows: pa.Table | _Shaped, target: _Target) -> list[Refused]:
         upstream = self._connection()
+        shaped = rows if isinstance(rows, _Shaped) else self._shape(upstream, batch, rows, target)
+        if not shaped.block.seqs:
+            return shaped.refused
+        return shaped.refused + _insert_isolating(upstream, batch.table, shaped.block, shaped.token, target.distributed)
+
+    def _shape(self, upstream: Upstream, batch: Batch, rows: pa.Table, target: _Target) -> _Shaped:
+        """The block to send for `batch` and its token: the rows the upstream's types can hold,
+        without those the upstream already has when that must be looked up."""
         inserted_at = upstream.server_time_ms() if target.plan.set_inserted_at else None
         block, refused = fit(rows, target.plan, inserted_at, self._gateway_id)
         token = batch.token
@@ -346,9 +380,7 @@ class SyncJob:
             if len(unsent.seqs) < len(block.seqs) and target.deduplicates:
                 token = f"{token}:rest"  # the first attempt's token may be spent on part of the rows
             block = unsent
-        if not block.seqs:
-            return refused
-        return refused + _insert_isolating(upstream, batch.table, block, token, target.distributed)
+        return _Shaped(block, token, refused)
 
     def _not_yet_upstream(self, upstream: Upstream, table: str, block: Block) -> Block:
         if not block.seqs:
@@ -421,6 +453,15 @@ def _log_pass(result: PassResult, retry_in_seconds: float) -> None:
         log.debug("sync: nothing to send (%.2fs)", result.seconds)
 
 
+def _drop_prepared(reading: asyncio.Future[tuple[Batch, pa.Table | _Shaped] | None]) -> None:
+    """Let go of what a settled read prepared but will not send (its encoded rows)."""
+    if reading.cancelled() or reading.exception() is not None:
+        return
+    upcoming = reading.result()
+    if upcoming is not None and isinstance(upcoming[1], _Shaped):
+        upcoming[1].block.close()
+
+
 def _insert_isolating(upstream: Upstream, table: str, block: Block, token: str, distributed: bool) -> list[Refused]:
     """Insert; when the server refuses the data, halve until the refused rows are alone.
 
@@ -428,8 +469,8 @@ def _insert_isolating(upstream: Upstream, table: str, block: Block, token: str, 
     splits the same way and sends the same tokens.
     """
     try:
-        upstream.insert_arrow(table, block.rows, token, distributed=distributed, read_as=block.read_as,
-                              computed=block.computed)
+        upstream.insert_arrow(table, block.encoded or block.rows, token, distributed=distributed,
+                              read_as=block.read_as, computed=block.computed)
         return []
     except UpstreamError as exc:
         if exc.retryable:

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from storage.ledger import Refused
-from sync.clickhouse import quote_string
+from sync.clickhouse import EncodedRows, Upstream, quote_string
 from sync.upstream_tables import INSERTED_AT, KeyKind, TablePlan, fixed_string_length, integer_bounds
 
 
@@ -33,10 +33,23 @@ class Block:
     seqs: list[int]  # the local seq of each row, for the quarantine
     read_as: dict[str, str] = field(default_factory=dict)  # column → the type the upstream reads it as
     computed: dict[str, str] = field(default_factory=dict)  # column → ClickHouse expression over those
+    encoded: EncodedRows | None = None  # `rows` ready to send, when encoded ahead of the insert
 
     def part(self, rows: pa.Table, seqs: list[int]) -> Block:
         """Some of this block's rows, read and computed the same way."""
         return Block(rows, seqs, self.read_as, self.computed)
+
+    def encoded_by(self, upstream: Upstream) -> Block:
+        """This block with its rows encoded as `upstream` sends them, to do before its turn. A
+        block without computed columns goes through the client's own insert, which encodes it."""
+        if not self.computed or not self.seqs:
+            return self
+        return Block(self.rows, self.seqs, self.read_as, self.computed, upstream.encode(self.rows))
+
+    def close(self) -> None:
+        """Drop the encoded rows (their temporary file), once sent or given up."""
+        if self.encoded is not None:
+            self.encoded.close()
 
 
 def fit(batch: pa.Table, plan: TablePlan, inserted_at_ms: int | None, gateway_id: str) -> tuple[Block, list[Refused]]:

@@ -11,6 +11,7 @@ import datetime as dt
 import itertools
 import json
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -360,6 +361,38 @@ def test_a_failed_insert_ends_the_pass_while_the_next_batch_is_still_being_looke
     FaultyUpstream.refuse = False
     assert site.sync()["error"] is None
     assert site.up("SELECT count(), uniqExact(id) FROM UP.events") == [(1001, 1001)]
+
+
+def test_the_next_batch_is_encoded_while_one_is_sent_and_none_is_left_behind(
+        site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    """While a batch is on its way, the next one is read and encoded (the embedded engine reads
+    it from a temporary file), unless its rows must first be looked up upstream (no dedup
+    window). No encoded block outlives its pass: sent, refused or prepared and never sent."""
+    blocks = tmp_path / "blocks"
+    blocks.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(blocks))
+    site.post([track(f"e{i}", insert_id=f"enc-{i}") for i in range(2000)])  # 5 batches of at most 500
+    FaultyUpstream.hang, FaultyUpstream.refuse_after = threading.Event(), 2
+    answer: dict[str, Any] = {}
+    syncing = threading.Thread(target=lambda: answer.update(site.sync()))
+    syncing.start()
+    try:
+        # Held before the first insert: that batch and the one after it are encoded already.
+        encoded_ahead = 0 if request.node.callspec.params["site"] == "openpanel-migrations-no-alter" else 2
+        deadline = time.monotonic() + 10
+        while len(list(blocks.iterdir())) < encoded_ahead and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        assert len(list(blocks.iterdir())) == encoded_ahead
+    finally:
+        FaultyUpstream.hang.set()
+        syncing.join(60)
+    assert "Connection refused" in answer["error"] and answer["sent_rows"] == {"events": 1000}
+    assert list(blocks.iterdir()) == []
+    FaultyUpstream.hang, FaultyUpstream.refuse_after, FaultyUpstream.refuse = None, None, False
+    assert site.sync()["error"] is None
+    assert site.up("SELECT count(), uniqExact(id) FROM UP.events") == [(2001, 2001)]
+    assert list(blocks.iterdir()) == []
 
 
 def _batches_recorded(site: Site, table: str, status: str | None = None) -> int:
