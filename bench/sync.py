@@ -20,9 +20,9 @@ with them, and the largest WAL seen during the pass shows whether checkpoints ke
     .venv/bin/python bench/sync.py --sessions-heavy --events 100000 --runs 3
     .venv/bin/python bench/sync.py --events 200000 --ingest-clients 3
 
-A pass pays about a second once (the embedded engine's import, reading the upstream's tables,
-its first insert), so a small backlog shows that more than the rate: 100k events print about
-half of what 400k do.
+A pass pays about half a second once (the embedded engine's import and start, ~0.2 s; reading
+the upstream's tables; reading and encoding the first batch, which nothing overlaps), so a
+small backlog shows that more than the rate.
 """
 
 from __future__ import annotations
