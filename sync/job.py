@@ -359,8 +359,9 @@ class SyncJob:
         rows = self._read(batch)
         if target.plan.set_inserted_at or batch.ambiguous or not target.deduplicates:
             return rows
-        shaped = self._shape(self._connection(), batch, rows, target)
-        return _Shaped(shaped.block.encoded_by(self._connection()), shaped.token, shaped.refused)
+        upstream = self._connection()
+        shaped = self._shape(upstream, batch, rows, target)
+        return _Shaped(shaped.block.encoded_by(upstream), shaped.token, shaped.refused)
 
     def _send(self, batch: Batch, rows: pa.Table | _Shaped, target: _Target) -> list[Refused]:
         upstream = self._connection()
