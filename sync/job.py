@@ -268,7 +268,15 @@ class SyncJob:
             raise batch
         if batch is None:
             return None
-        return batch, await asyncio.to_thread(self._prepare, batch, target)
+        preparing = asyncio.ensure_future(asyncio.to_thread(self._prepare, batch, target))
+        try:
+            return batch, await asyncio.shield(preparing)
+        except asyncio.CancelledError:
+            # A thread cannot be stopped: the pass waits for it and lets go of what it made (an
+            # encoded block's temporary file), so nothing of a pass runs on or stays behind.
+            await _settled(preparing)
+            _drop_prepared(preparing)
+            raise
 
     async def _next_recorded(self, table: str, after_id: int, until_seq: int) -> Batch | None:
         """The oldest pending batch recorded after batch `after_id`, else a new one recorded now
@@ -454,13 +462,15 @@ def _log_pass(result: PassResult, retry_in_seconds: float) -> None:
         log.debug("sync: nothing to send (%.2fs)", result.seconds)
 
 
-def _drop_prepared(reading: asyncio.Future[tuple[Batch, pa.Table | _Shaped] | None]) -> None:
-    """Let go of what a settled read prepared but will not send (its encoded rows)."""
-    if reading.cancelled() or reading.exception() is not None:
+def _drop_prepared(settled: asyncio.Future[Any]) -> None:
+    """Let go of what a settled read (a batch and what was prepared for it) or preparation made
+    but will not send: its encoded rows."""
+    if settled.cancelled() or settled.exception() is not None:
         return
-    upcoming = reading.result()
-    if upcoming is not None and isinstance(upcoming[1], _Shaped):
-        upcoming[1].block.close()
+    made = settled.result()
+    prepared = made[1] if isinstance(made, tuple) else made
+    if isinstance(prepared, _Shaped):
+        prepared.block.close()
 
 
 def _insert_isolating(upstream: Upstream, table: str, block: Block, token: str, distributed: bool) -> list[Refused]:

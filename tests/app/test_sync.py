@@ -371,6 +371,23 @@ def test_the_next_batch_is_encoded_while_one_is_sent_and_none_is_left_behind(
     blocks = tmp_path / "blocks"
     blocks.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(blocks))
+    # The fourth batch is still being encoded when the third insert fails and ends the pass.
+    encodes, fourth_encoded = itertools.count(1), threading.Event()
+    encode = FaultyUpstream.encode
+
+    def encode_slowly(upstream: FaultyUpstream, rows: pa.Table) -> Any:
+        if next(encodes) != 4:
+            return encode(upstream, rows)
+        deadline = time.monotonic() + 10
+        while not FaultyUpstream.refuse and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)
+        try:
+            return encode(upstream, rows)
+        finally:
+            fourth_encoded.set()
+
+    monkeypatch.setattr(FaultyUpstream, "encode", encode_slowly)
     site.post([track(f"e{i}", insert_id=f"enc-{i}") for i in range(2000)])  # 5 batches of at most 500
     FaultyUpstream.hang, FaultyUpstream.refuse_after = threading.Event(), 2
     answer: dict[str, Any] = {}
@@ -388,6 +405,7 @@ def test_the_next_batch_is_encoded_while_one_is_sent_and_none_is_left_behind(
         FaultyUpstream.hang.set()
         syncing.join(60)
     assert "Connection refused" in answer["error"] and answer["sent_rows"] == {"events": 1000}
+    assert fourth_encoded.is_set() == (encoded_ahead > 0)  # the pass waited for it
     assert list(blocks.iterdir()) == []
     FaultyUpstream.hang, FaultyUpstream.refuse_after, FaultyUpstream.refuse = None, None, False
     assert site.sync()["error"] is None
