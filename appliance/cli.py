@@ -269,7 +269,7 @@ def _sync_through(url: str) -> int:
 
 async def _sync_files(settings: Settings) -> int:
     writer = StorageWriter(settings.storage.path, cache_dir=settings.storage.cache_dir, duplicate_window_ms=0,
-                           memory_limit=settings.storage.memory_limit)
+                           memory_limit=settings.storage.memory_limit, threads=settings.storage.threads)
     writer.start()
     job = SyncJob(writer, lambda: Upstream(settings.upstream.url, settings.upstream.database,
                                            timeout_seconds=settings.upstream.timeout_seconds),

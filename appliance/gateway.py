@@ -62,7 +62,7 @@ class Gateway:
         acceptance_window_ms = settings.limits.max_event_age_days * DAY_MS + self.session_timeout_ms
         self.writer = StorageWriter(
             settings.storage.path, cache_dir=settings.storage.cache_dir, duplicate_window_ms=acceptance_window_ms,
-            memory_limit=settings.storage.memory_limit,
+            memory_limit=settings.storage.memory_limit, threads=settings.storage.threads,
         )
         self.live = LiveSessions(self.session_timeout_ms)
         self.admission = Admission(settings.limits.max_pending_events)

@@ -55,6 +55,7 @@ def seed(database: Path, sessions: int) -> None:
 
 
 def run_once(args: argparse.Namespace) -> dict[str, float]:
+    from appliance.settings import StorageSettings
     from storage.database import open_database
     from storage.locks import SessionStartLocks
     from storage.store import Store
@@ -64,7 +65,8 @@ def run_once(args: argparse.Namespace) -> dict[str, float]:
         started = time.perf_counter()
         seed(database, args.sessions)
         print(f"  seeded {args.sessions:,} quiet sessions in {time.perf_counter() - started:.0f} s", flush=True)
-        store = Store(str(database), open_database(str(database), "64MB"),
+        defaults = StorageSettings()  # the gateway's DuckDB memory and threads
+        store = Store(str(database), open_database(str(database), defaults.memory_limit, defaults.threads),
                       SessionStartLocks(str(Path(folder) / "cache"), expire_seconds=86_400), 86_400_000)
         try:
             now_ms = int(time.time() * 1000)

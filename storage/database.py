@@ -53,12 +53,15 @@ _COMPACTING_VACUUM_TASKS = 100  # DuckDB's default
 STORE_ALIAS = "store"
 
 
-def open_database(path: str, memory_limit: str = "64MB") -> duckdb.DuckDBPyConnection:
-    """Open (creating if needed) and migrate the gateway's DuckDB file."""
+def open_database(path: str, memory_limit: str = "64MB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) and migrate the gateway's DuckDB file; `threads`: DuckDB's worker
+    threads (`storage.threads`), None for its default of one per core."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     # DuckDB's default is 80% of RAM for its cache; a site box runs other things too. Spills go
     # beside the file, where DuckDB puts them for a file it opens itself.
-    connection = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": f"{path}.tmp"})
+    threads_config = {} if threads is None else {"threads": threads}
+    connection = duckdb.connect(
+        config={"memory_limit": memory_limit, "temp_directory": f"{path}.tmp", **threads_config})
     connection.execute(f"ATTACH ? AS {STORE_ALIAS} (ROW_GROUP_SIZE {ROW_GROUP_SIZE})", [path])
     use_store(connection)
     connection.execute(f"SET checkpoint_threshold = '{_AUTOMATIC_CHECKPOINT_THRESHOLD}'")

@@ -81,9 +81,11 @@ _STOP = object()
 class StorageWriter:
     """Owns the DuckDB file for the life of the process."""
 
-    def __init__(self, path: str, *, cache_dir: str, duplicate_window_ms: int, memory_limit: str = "64MB") -> None:
+    def __init__(self, path: str, *, cache_dir: str, duplicate_window_ms: int, memory_limit: str = "64MB",
+                 threads: int = 1) -> None:
         self.path = path
         self._memory_limit = memory_limit
+        self._threads = threads
         self._cache_dir = cache_dir
         self._duplicate_window_ms = duplicate_window_ms
         self._queue: queue.Queue[Any] = queue.Queue()
@@ -98,7 +100,8 @@ class StorageWriter:
     def start(self) -> None:
         """Open the file (migrating it), the session-start locks, and start the writer thread."""
         locks = SessionStartLocks(self._cache_dir, expire_seconds=self._duplicate_window_ms / 1000)
-        self._store = Store(self.path, open_database(self.path, self._memory_limit), locks, self._duplicate_window_ms)
+        database = open_database(self.path, self._memory_limit, self._threads)
+        self._store = Store(self.path, database, locks, self._duplicate_window_ms)
         self._thread = threading.Thread(target=self._run, name="duckdb-writer", daemon=True)
         self._thread.start()
 

@@ -8,8 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pytest
+from litestar.testing import TestClient
 
+from appliance.app import create_app
+from appliance.settings import load_settings
 from storage.database import ROW_GROUP_SIZE, compact, open_database, use_store
+from tests.helpers import write_config
 
 _APPEND_EVENTS = ("INSERT INTO events BY NAME SELECT $first + range AS seq, uuid() AS id, 'demo' AS project_id, "
                   "'view' AS name, now() AS created_at, now() AS received_at FROM range($count)")
@@ -93,3 +98,15 @@ def test_a_group_whose_rows_are_all_deleted_is_dropped_without_compaction(tmp_pa
     assert _rows_per_group(connection) == [ROW_GROUP_SIZE] * 2
     assert _blocks(connection)[0] > free_before  # their blocks are free for new rows
     connection.close()
+
+
+@pytest.mark.parametrize("configured", [None, 3])
+def test_the_gateway_opens_its_store_with_the_configured_duckdb_threads(tmp_path: Path, configured: int | None) -> None:
+    """`storage.threads` (one by default) is what DuckDB runs the gateway's statements with."""
+    storage = {} if configured is None else {"threads": configured}
+    with TestClient(app=create_app(load_settings(write_config(tmp_path, storage=storage)))) as client:
+        reader = client.app.state.gateway.writer.reader()
+        try:
+            assert reader.execute("SELECT current_setting('threads')").fetchall() == [(configured or 1,)]
+        finally:
+            reader.close()
